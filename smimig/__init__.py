@@ -1,0 +1,109 @@
+"""smimig: NVIDIA Multi-Instance GPU partitioning, scriptable, typed and safe.
+
+>>> import smimig
+>>> smimig.list_gis(0)
+[GpuInstance(gpu=0, name='MIG 2g.12gb', profile_id=5, id=1, placement=Placement(start=0, size=2)), ...]
+
+The module-level functions run nvidia-smi on this machine through a default :class:`Smi`, made on first
+use; ``smimig.Smi(runner=...)`` gives the same API over a runner of your choice. Importing smimig runs
+nothing and needs no GPU.
+"""
+
+from __future__ import annotations
+
+from smimig.client import Ids, Smi, default_client
+from smimig.errors import NvidiaSmiError, NvidiaSmiNotFound, NvidiaSmiTimeout, ParseError, SmimigError
+from smimig.models import (
+    ComputeInstance,
+    ComputeInstancePlacements,
+    ComputeInstanceProfile,
+    Gpu,
+    GpuInstance,
+    GpuInstancePlacements,
+    GpuInstanceProfile,
+    MigDevice,
+    MigDeviceUsage,
+    MigMode,
+    Placement,
+)
+from smimig.runner import Runner, RunResult, SubprocessRunner
+
+__all__ = [
+    "ComputeInstance",
+    "ComputeInstancePlacements",
+    "ComputeInstanceProfile",
+    "Gpu",
+    "GpuInstance",
+    "GpuInstancePlacements",
+    "GpuInstanceProfile",
+    "Ids",
+    "MigDevice",
+    "MigDeviceUsage",
+    "MigMode",
+    "NvidiaSmiError",
+    "NvidiaSmiNotFound",
+    "NvidiaSmiTimeout",
+    "ParseError",
+    "Placement",
+    "RunResult",
+    "Runner",
+    "Smi",
+    "SmimigError",
+    "SubprocessRunner",
+    "list_ci_placements",
+    "list_ci_profiles",
+    "list_cis",
+    "list_gi_placements",
+    "list_gi_profiles",
+    "list_gis",
+    "list_gpus",
+    "list_mig_devices",
+    "mig_mode",
+]
+
+__version__ = "0.1.0"
+
+
+def list_gpus(gpu: Ids = None) -> list[Gpu]:
+    """The GPUs and their MIG devices. See :meth:`Smi.list_gpus`. Command: ``nvidia-smi -L``"""
+    return default_client().list_gpus(gpu)
+
+
+def mig_mode(gpu: Ids = None) -> list[MigMode]:
+    """Each GPU's MIG mode. See :meth:`Smi.mig_mode`. Command: ``nvidia-smi --query-gpu=…``"""
+    return default_client().mig_mode(gpu)
+
+
+def list_gi_profiles(gpu: Ids = None) -> list[GpuInstanceProfile]:
+    """GPU instance profiles. See :meth:`Smi.list_gi_profiles`. Command: ``nvidia-smi mig -lgip``"""
+    return default_client().list_gi_profiles(gpu)
+
+
+def list_gi_placements(gpu: Ids = None) -> list[GpuInstancePlacements]:
+    """GPU instance placements. See :meth:`Smi.list_gi_placements`. Command: ``nvidia-smi mig -lgipp``"""
+    return default_client().list_gi_placements(gpu)
+
+
+def list_gis(gpu: Ids = None) -> list[GpuInstance]:
+    """GPU instances. See :meth:`Smi.list_gis`. Command: ``nvidia-smi mig -lgi``"""
+    return default_client().list_gis(gpu)
+
+
+def list_ci_profiles(gpu: Ids = None, gi: Ids = None) -> list[ComputeInstanceProfile]:
+    """Compute instance profiles. See :meth:`Smi.list_ci_profiles`. Command: ``nvidia-smi mig -lcip``"""
+    return default_client().list_ci_profiles(gpu, gi)
+
+
+def list_ci_placements(gpu: Ids = None, gi: Ids = None) -> list[ComputeInstancePlacements]:
+    """Compute instance placements. See :meth:`Smi.list_ci_placements`. Command: ``nvidia-smi mig -lcipp``"""
+    return default_client().list_ci_placements(gpu, gi)
+
+
+def list_cis(gpu: Ids = None, gi: Ids = None) -> list[ComputeInstance]:
+    """Compute instances. See :meth:`Smi.list_cis`. Command: ``nvidia-smi mig -lci``"""
+    return default_client().list_cis(gpu, gi)
+
+
+def list_mig_devices(gpu: Ids = None) -> list[MigDeviceUsage]:
+    """The "MIG devices:" table. See :meth:`Smi.list_mig_devices`. Command: ``nvidia-smi``"""
+    return default_client().list_mig_devices(gpu)

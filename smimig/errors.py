@@ -1,0 +1,157 @@
+"""Every error smimig raises, under one base class.
+
+::
+
+    SmimigError                      anything smimig raises on purpose
+    ├── NvidiaSmiNotFound            the nvidia-smi binary is not there (says how to point at it)
+    ├── NvidiaSmiTimeout             nvidia-smi did not answer in time
+    ├── NvidiaSmiError               nvidia-smi failed: non-zero exit, or a known error text with exit 0
+    └── ParseError                   output that smimig does not recognise (never a guess)
+
+Errors keep what a user needs to act on as attributes (the command, exit code, stdout and stderr, the
+offending text and line) and only format them in ``__str__``. Arguments that are wrong before any process
+starts (a negative GPU index, say) raise the built-in ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+__all__ = [
+    "NvidiaSmiError",
+    "NvidiaSmiNotFound",
+    "NvidiaSmiTimeout",
+    "ParseError",
+    "SmimigError",
+]
+
+_SHOWN_OUTPUT = 2000  # characters of stdout/stderr quoted in a message; the attributes keep it all
+
+
+def _clip(text: str) -> str:
+    text = text.rstrip("\n")
+    if len(text) <= _SHOWN_OUTPUT:
+        return text
+    return text[:_SHOWN_OUTPUT] + f"\n... ({len(text) - _SHOWN_OUTPUT} more characters)"
+
+
+class SmimigError(Exception):
+    """Base class of every error smimig raises on purpose."""
+
+
+class NvidiaSmiNotFound(SmimigError):
+    """The ``nvidia-smi`` binary could not be started.
+
+    Attributes:
+        executable: the name or path smimig tried to run.
+    """
+
+    def __init__(self, executable: str) -> None:
+        super().__init__(executable)
+        self.executable = executable
+
+    def __str__(self) -> str:
+        return (
+            f"nvidia-smi not found (tried {self.executable!r}). Install the NVIDIA driver, put "
+            "nvidia-smi on PATH, or set SMIMIG_NVIDIA_SMI to its full path "
+            "(or to a stand-in such as the simulator)."
+        )
+
+
+class NvidiaSmiTimeout(SmimigError):
+    """``nvidia-smi`` did not finish within the timeout.
+
+    Attributes:
+        args_list: the full argument list that was run.
+        timeout: the limit in seconds.
+    """
+
+    def __init__(self, args_list: Sequence[str], timeout: float) -> None:
+        super().__init__(list(args_list), timeout)
+        self.args_list = list(args_list)
+        self.timeout = timeout
+
+    @property
+    def command(self) -> str:
+        """The command line, quoted as a shell would need it (for display only)."""
+        return shlex.join(self.args_list)
+
+    def __str__(self) -> str:
+        return f"{self.command} did not finish within {self.timeout:g} s"
+
+
+class NvidiaSmiError(SmimigError):
+    """``nvidia-smi`` reported a failure.
+
+    Raised for a non-zero exit code, and for a known error message printed with exit code 0.
+
+    Attributes:
+        args_list: the full argument list that was run.
+        returncode: the exit code.
+        stdout: everything nvidia-smi printed on standard output.
+        stderr: everything nvidia-smi printed on standard error.
+        reason: a short explanation of why smimig treats this as a failure.
+    """
+
+    def __init__(
+        self,
+        args_list: Sequence[str],
+        returncode: int,
+        stdout: str,
+        stderr: str,
+        reason: str = "",
+    ) -> None:
+        super().__init__(list(args_list), returncode, stdout, stderr, reason)
+        self.args_list = list(args_list)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.reason = reason
+
+    @property
+    def command(self) -> str:
+        """The command line, quoted as a shell would need it (for display only)."""
+        return shlex.join(self.args_list)
+
+    @property
+    def message(self) -> str:
+        """nvidia-smi's own words: its stderr, or its stdout when stderr is empty."""
+        return (self.stderr.strip() or self.stdout.strip()).strip()
+
+    def __str__(self) -> str:
+        head = f"{self.command} failed with exit code {self.returncode}"
+        if self.reason:
+            head += f" ({self.reason})"
+        parts = [head]
+        if self.stdout.strip():
+            parts.append("stdout:\n" + _clip(self.stdout))
+        if self.stderr.strip():
+            parts.append("stderr:\n" + _clip(self.stderr))
+        return "\n".join(parts)
+
+
+class ParseError(SmimigError):
+    """Output that smimig does not recognise.
+
+    A parser never guesses: a table of an unknown shape raises this error, carrying the whole text.
+
+    Attributes:
+        reason: what was expected.
+        text: the whole text that was being parsed.
+        line_number: 1-based number of the offending line (0 when the text as a whole is at fault).
+        line: that line's text ("" when ``line_number`` is 0).
+    """
+
+    def __init__(self, reason: str, text: str, line_number: int = 0) -> None:
+        super().__init__(reason, text, line_number)
+        self.reason = reason
+        self.text = text
+        self.line_number = line_number
+        lines = text.splitlines()
+        self.line = lines[line_number - 1] if 0 < line_number <= len(lines) else ""
+
+    def __str__(self) -> str:
+        if self.line_number:
+            return f"{self.reason} at line {self.line_number}: {self.line!r}"
+        return f"{self.reason}; text was:\n{_clip(self.text)}"

@@ -1,0 +1,250 @@
+"""Frozen, typed models of what nvidia-smi prints about MIG.
+
+Every model is a frozen, slotted attrs class: hashable, comparable, safe to share. Field names follow
+nvidia-smi's own column names; ``gpu`` is always the GPU's index, ``gi`` a GPU instance id, ``ci`` a compute
+instance id. ``attrs.asdict(model)`` gives plain data (the fixtures' expected results use exactly that).
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+__all__ = [
+    "ComputeInstance",
+    "ComputeInstancePlacements",
+    "ComputeInstanceProfile",
+    "Gpu",
+    "GpuInstance",
+    "GpuInstancePlacements",
+    "GpuInstanceProfile",
+    "MigDevice",
+    "MigDeviceUsage",
+    "MigMode",
+    "Placement",
+]
+
+# "MIG 1g.10gb+me" -> slices 1, memory "10gb", extensions "+me"; "MIG 1c.3g.40gb" -> compute slices 1.
+_PROFILE_NAME = re.compile(
+    r"^(?:MIG )?(?:(?P<compute>\d+)c\.)?(?P<slices>\d+)g\.(?P<memory>\d+gb)(?P<extensions>\S*)$"
+)
+
+
+def _short_name(name: str) -> str:
+    return name[4:] if name.startswith("MIG ") else name
+
+
+def _name_part(name: str, group: str) -> str | None:
+    match = _PROFILE_NAME.match(name)
+    return match.group(group) if match else None
+
+
+@attrs.frozen
+class Placement:
+    """Where an instance sits: ``size`` slices from slice ``start`` (nvidia-smi's ``Start:Size``)."""
+
+    start: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        """The first slice after this placement."""
+        return self.start + self.size
+
+    def overlaps(self, other: Placement) -> bool:
+        """Whether the two placements share a slice."""
+        return self.start < other.end and other.start < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start}:{self.size}"
+
+
+@attrs.frozen
+class MigDevice:
+    """A MIG device as ``nvidia-smi -L`` lists it under its GPU; ``uuid`` goes into CUDA_VISIBLE_DEVICES."""
+
+    gpu: int
+    index: int
+    name: str
+    uuid: str
+
+
+@attrs.frozen
+class Gpu:
+    """A physical GPU from ``nvidia-smi -L`` with the MIG devices listed under it."""
+
+    index: int
+    name: str
+    uuid: str
+    mig_devices: tuple[MigDevice, ...] = ()
+
+
+@attrs.frozen
+class MigMode:
+    """A GPU's MIG mode from ``--query-gpu=index,pci.bus_id,mig.mode.current,mig.mode.pending``.
+
+    ``current != pending`` means a change waits for a GPU reset (or for processes to leave the GPU).
+    ``supported`` is False when nvidia-smi prints ``[N/A]``: the GPU cannot do MIG at all.
+    ``bus_id`` is None only when the query did not ask for it.
+    """
+
+    gpu: int
+    bus_id: str | None
+    current: bool
+    pending: bool
+    supported: bool = True
+
+    @property
+    def is_pending(self) -> bool:
+        """Whether a mode change has been asked for but is not in effect yet."""
+        return self.current != self.pending
+
+
+class _ProfileNaming:
+    """Derived properties shared by GPU and compute instance profiles (read off the name)."""
+
+    __slots__ = ()
+    name: str
+
+    @property
+    def short_name(self) -> str:
+        """The name without its ``MIG`` prefix, e.g. ``"2g.12gb"`` (what ``-cgi`` accepts)."""
+        return _short_name(self.name)
+
+    @property
+    def media_extensions(self) -> bool:
+        """Whether the profile carries the media extensions (``+me``)."""
+        extensions = _name_part(self.name, "extensions") or ""
+        return "+me" in extensions
+
+
+@attrs.frozen
+class GpuInstanceProfile(_ProfileNaming):
+    """A GPU instance profile from ``nvidia-smi mig -lgip``; ``free``/``total`` count instances."""
+
+    gpu: int
+    name: str
+    id: int
+    free: int
+    total: int
+    memory_gib: float
+    p2p: bool
+    sm: int
+    dec: int
+    enc: int
+    ce: int
+    jpeg: int
+    ofa: int
+
+    @property
+    def slices(self) -> int | None:
+        """The number of compute slices in the name (``3`` for ``3g.40gb``); None if the name is unusual."""
+        slices = _name_part(self.name, "slices")
+        return int(slices) if slices is not None else None
+
+
+@attrs.frozen
+class GpuInstancePlacements:
+    """The possible placements of one GPU instance profile, from ``nvidia-smi mig -lgipp``."""
+
+    gpu: int
+    profile_id: int
+    placements: tuple[Placement, ...]
+
+
+@attrs.frozen
+class GpuInstance:
+    """A GPU instance from ``nvidia-smi mig -lgi``."""
+
+    gpu: int
+    name: str
+    profile_id: int
+    id: int
+    placement: Placement
+
+    @property
+    def short_name(self) -> str:
+        """The profile name without its ``MIG`` prefix, e.g. ``"2g.12gb"``."""
+        return _short_name(self.name)
+
+
+@attrs.frozen
+class ComputeInstanceProfile(_ProfileNaming):
+    """A compute instance profile available in GPU instance ``gi``, from ``nvidia-smi mig -lcip``.
+
+    ``is_default`` marks the profile that ``-cci`` (and ``-cgi … -C``) uses when none is named.
+    """
+
+    gpu: int
+    gi: int
+    name: str
+    id: int
+    is_default: bool
+    free: int
+    total: int
+    sm: int
+    dec: int
+    enc: int
+    ofa: int
+    ce: int
+    jpeg: int
+
+    @property
+    def slices(self) -> int | None:
+        """The compute slices this profile takes (``1`` for ``1c.3g.40gb``, ``3`` for ``3g.40gb``)."""
+        match = _PROFILE_NAME.match(self.name)
+        if match is None:
+            return None
+        return int(match.group("compute") or match.group("slices"))
+
+
+@attrs.frozen
+class ComputeInstancePlacements:
+    """The possible placements of a compute instance profile inside GPU instance ``gi`` (``-lcipp``)."""
+
+    gpu: int
+    gi: int
+    profile_id: int
+    placements: tuple[Placement, ...]
+
+
+@attrs.frozen
+class ComputeInstance:
+    """A compute instance from ``nvidia-smi mig -lci``; ``placement`` is relative to its GPU instance."""
+
+    gpu: int
+    gi: int
+    name: str
+    profile_id: int
+    id: int
+    placement: Placement
+
+    @property
+    def short_name(self) -> str:
+        """The profile name without its ``MIG`` prefix, e.g. ``"1c.2g.12gb"``."""
+        return _short_name(self.name)
+
+
+@attrs.frozen
+class MigDeviceUsage:
+    """A row of the "MIG devices:" table of plain ``nvidia-smi``.
+
+    Compute instances that share a GPU instance share its memory: nvidia-smi prints the figures once, in a
+    merged cell, and each of those rows carries the GPU instance's figures here.
+    """
+
+    gpu: int
+    gi: int
+    ci: int
+    index: int
+    memory_used_mib: int
+    memory_total_mib: int
+    bar1_used_mib: int
+    bar1_total_mib: int
+    sm: int
+    ce: int
+    enc: int
+    dec: int
+    ofa: int
+    jpg: int

@@ -1,0 +1,29 @@
+"""Pure parsers: nvidia-smi's text in, smimig's models out.
+
+Each parser is a function ``parse_x(text: str) -> list[Model]``: no I/O, no state. It returns ``[]`` for
+nvidia-smi's "nothing to list" messages and raises ``smimig.ParseError`` for anything it does not recognise.
+"""
+
+from __future__ import annotations
+
+from smimig.parsers.devices import MIG_MODE_FIELDS, parse_gpu_list, parse_mig_devices, parse_mig_mode
+from smimig.parsers.instances import parse_cis, parse_gis
+from smimig.parsers.profiles import (
+    parse_ci_placements,
+    parse_ci_profiles,
+    parse_gi_placements,
+    parse_gi_profiles,
+)
+
+__all__ = [
+    "MIG_MODE_FIELDS",
+    "parse_ci_placements",
+    "parse_ci_profiles",
+    "parse_cis",
+    "parse_gi_placements",
+    "parse_gi_profiles",
+    "parse_gis",
+    "parse_gpu_list",
+    "parse_mig_devices",
+    "parse_mig_mode",
+]

@@ -1,0 +1,72 @@
+"""Pieces every parser shares: strict field types for ``parse`` patterns and the "nothing here" messages."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any, Callable
+
+import parse
+
+from smimig.errors import ParseError
+from smimig.models import Placement
+
+__all__ = [
+    "NO_COMPUTE_INSTANCES",
+    "NO_GPU_INSTANCES",
+    "NO_MIG_DEVICES",
+    "NO_MIG_ENABLED_DEVICES",
+    "compile_pattern",
+    "is_empty_message",
+    "match_line",
+    "placements_from",
+]
+
+# What nvidia-smi prints, with exit code 0, when a listing has nothing to list.
+NO_MIG_ENABLED_DEVICES = "No MIG-enabled devices found."  # driver 580, every -l* but -lgip/-lgipp
+NO_GPU_INSTANCES = "No GPU instances found: Not Found"
+NO_COMPUTE_INSTANCES = "No compute instances found: Not Found"  # seed, driver 545
+NO_MIG_DEVICES = "No MIG devices found"  # inside the MIG devices box of plain nvidia-smi
+
+
+def _typed(pattern: str, convert: Callable[[str], object]) -> Callable[[str], object]:
+    def converter(text: str) -> object:
+        return convert(text)
+
+    converter.pattern = pattern  # type: ignore[attr-defined]  # parse reads the pattern from here
+    return converter
+
+
+# Strict field types: parse's own {:d} and {:g} also take signs, base prefixes, "nan" and "inf".
+_TYPES: Mapping[str, Callable[[str], object]] = {
+    "Int": _typed(r"\d+", int),
+    "Float": _typed(r"\d+(?:\.\d+)?", float),
+    "YesNo": _typed(r"Yes|No", lambda text: text == "Yes"),
+    "Name": _typed(r"MIG \S+", str),
+    "Default": _typed(r"\*?", lambda text: text == "*"),
+    "Placement": _typed(r"\d+:\d+", lambda text: Placement(*map(int, text.split(":")))),
+}
+
+
+def compile_pattern(pattern: str) -> parse.Parser:
+    """Compile a ``parse`` pattern over whitespace-collapsed text, with smimig's strict field types."""
+    return parse.compile(pattern, extra_types=dict(_TYPES), case_sensitive=True)
+
+
+def match_line(pattern: parse.Parser, line: str, text: str, number: int, what: str) -> dict[str, Any]:
+    """Match one whitespace-collapsed line or raise ParseError naming it."""
+    result = pattern.parse(" ".join(line.split()))
+    if result is None:
+        raise ParseError(f"unrecognised {what}", text, number)
+    named: dict[str, Any] = result.named
+    return named
+
+
+def is_empty_message(text: str, messages: Collection[str]) -> bool:
+    """Whether the whole text is one or more of the "nothing to list" messages."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return bool(lines) and all(line in messages for line in lines)
+
+
+def placements_from(starts: str, size: int) -> tuple[Placement, ...]:
+    """``"0,2"`` and ``2`` (from ``{0,2}:2``) -> ``(Placement(0, 2), Placement(2, 2))``."""
+    return tuple(Placement(int(start), size) for start in starts.split(",") if start)

@@ -1,0 +1,209 @@
+"""Parsers for the device views: ``nvidia-smi -L``, the MIG mode query, and plain ``nvidia-smi``.
+
+``nvidia-smi -L``::
+
+    GPU 0: NVIDIA A30 (UUID: GPU-d8430827-89da-89df-1d70-bde0c9883859)
+      MIG 2g.12gb     Device  0: (UUID: MIG-89b757f7-3c4c-5b1c-9476-a11b14aa9308)
+
+becomes ``[Gpu(index=0, name='NVIDIA A30', uuid='GPU-d843…', mig_devices=(MigDevice(gpu=0, index=0,
+name='MIG 2g.12gb', uuid='MIG-89b7…'),))]``.
+
+``nvidia-smi --query-gpu=index,pci.bus_id,mig.mode.current,mig.mode.pending --format=csv,noheader``::
+
+    0, 00000000:17:00.0, Enabled, Enabled
+
+becomes ``[MigMode(gpu=0, bus_id='00000000:17:00.0', current=True, pending=True)]``. A first line of field
+names (``--format=csv`` without ``noheader``) is read as the header and may name more columns.
+
+Plain ``nvidia-smi``: its "MIG devices:" box, one two-line record per MIG device, becomes
+``MigDeviceUsage`` rows. When compute instances share a GPU instance, nvidia-smi prints the memory once in a
+merged cell; every row of that GPU instance carries those figures. A table with no "MIG devices:" box (MIG
+off everywhere) and the box's "No MIG devices found" give ``[]``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from smimig.errors import ParseError
+from smimig.models import Gpu, MigDevice, MigDeviceUsage, MigMode
+from smimig.parsers._common import NO_MIG_DEVICES, compile_pattern, match_line
+from smimig.parsers.tables import Box, read_boxes
+
+__all__ = ["MIG_MODE_FIELDS", "parse_gpu_list", "parse_mig_devices", "parse_mig_mode"]
+
+_GPU_LINE = re.compile(r"^GPU (?P<index>\d+): (?P<name>.+?) \(UUID: (?P<uuid>GPU-[^)\s]+)\)$")
+# Driver 470 prints "MIG-GPU-<uuid>/<gi>/<ci>", later drivers "MIG-<uuid>".
+_MIG_LINE = re.compile(r"^\s+(?P<name>MIG \S+)\s+Device\s+(?P<index>\d+): \(UUID: (?P<uuid>MIG-[^)\s]+)\)$")
+
+MIG_MODE_FIELDS = ("index", "pci.bus_id", "mig.mode.current", "mig.mode.pending")
+"""The fields smimig asks ``--query-gpu`` for, in order."""
+
+_MODE_VALUES = {"Enabled": True, "Disabled": False}
+_NOT_SUPPORTED = ("[N/A]", "N/A", "[Not Supported]")
+
+_MIG_DEVICES_TITLE = "MIG devices:"
+_MIG_DEVICES_COLUMNS = (
+    ["GPU", "GI", "CI", "MIG", "ID", "ID", "Dev"],
+    ["Memory-Usage", "BAR1-Usage"],
+    ["Vol", "SM", "Unc", "ECC"],
+)
+_SHARED_ENGINES = ("CE", "ENC", "DEC", "OFA", "JPG")
+_IDS = compile_pattern("{gpu:Int} {gi:Int} {ci:Int} {index:Int}")
+_MEMORY = compile_pattern("{used:Int}MiB / {total:Int}MiB")
+_SM = compile_pattern("{sm:Int} {ecc}")
+
+
+def parse_gpu_list(text: str) -> list[Gpu]:
+    """Parse ``nvidia-smi -L`` into GPUs, each with the MIG devices listed under it."""
+    gpus: list[Gpu] = []
+    devices: list[MigDevice] = []
+
+    def close() -> None:
+        if gpus:
+            gpus[-1] = Gpu(gpus[-1].index, gpus[-1].name, gpus[-1].uuid, tuple(devices))
+
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip()
+        if not line:
+            continue
+        gpu = _GPU_LINE.match(line)
+        if gpu is not None:
+            close()
+            devices = []
+            gpus.append(Gpu(int(gpu["index"]), gpu["name"], gpu["uuid"]))
+            continue
+        mig = _MIG_LINE.match(line)
+        if mig is not None and gpus:
+            devices.append(MigDevice(gpus[-1].index, int(mig["index"]), mig["name"], mig["uuid"]))
+            continue
+        raise ParseError("unrecognised line in the GPU list", text, number)
+    close()
+    if not gpus:
+        raise ParseError("no GPU in the GPU list", text)
+    return gpus
+
+
+def _mode(value: str, text: str, number: int) -> bool | None:
+    if value in _MODE_VALUES:
+        return _MODE_VALUES[value]
+    if value in _NOT_SUPPORTED:
+        return None
+    raise ParseError(f"unrecognised MIG mode {value!r}", text, number)
+
+
+def parse_mig_mode(text: str, fields: Sequence[str] = MIG_MODE_FIELDS) -> list[MigMode]:
+    """Parse the CSV of ``--query-gpu=index,pci.bus_id,mig.mode.current,mig.mode.pending``.
+
+    ``fields`` names the queried columns when the CSV has no header line; a header line, when present,
+    names them instead. ``index``, ``mig.mode.current`` and ``mig.mode.pending`` must be among them.
+    """
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        raise ParseError("empty MIG mode query output", text)
+    names = list(fields)
+    first_number, first = lines[0]
+    header = [value.strip() for value in first.split(",")]
+    if "index" in header and "mig.mode.current" in header:
+        names = header
+        lines = lines[1:]
+    missing = {"index", "mig.mode.current", "mig.mode.pending"} - set(names)
+    if missing:
+        raise ParseError(f"MIG mode query lacks {sorted(missing)}", text, first_number)
+    modes = []
+    for number, line in lines:
+        values = [value.strip() for value in line.split(",")]
+        if len(values) != len(names) or not values[names.index("index")].isdigit():
+            raise ParseError(f"expected {len(names)} values: {', '.join(names)}", text, number)
+        row = dict(zip(names, values))
+        current = _mode(row["mig.mode.current"], text, number)
+        pending = _mode(row["mig.mode.pending"], text, number)
+        supported = current is not None and pending is not None
+        modes.append(
+            MigMode(
+                gpu=int(row["index"]),
+                bus_id=row.get("pci.bus_id"),
+                current=bool(current),
+                pending=bool(pending),
+                supported=supported,
+            )
+        )
+    return modes
+
+
+def _check_mig_devices_header(box: Box, text: str) -> list[str]:
+    """Check the box's column headers; return the order of the shared engines' columns."""
+    number = box.header[0].number if box.header else box.first_line
+    columns = [box.column_header(column) for column in range(4)]
+    shared = columns[3]
+    if (
+        any(len(line.cells) != 4 for line in box.header)
+        or columns[:3] != [list(words) for words in _MIG_DEVICES_COLUMNS]
+        or not shared
+        or shared[0] != "Shared"
+        or sorted(shared[1:]) != sorted(_SHARED_ENGINES)
+    ):
+        raise ParseError("unrecognised header of the 'MIG devices:' table", text, number)
+    return shared[1:]
+
+
+def _mig_devices_box(box: Box, text: str) -> list[MigDeviceUsage]:
+    if len(box.records) == 1 and box.records[0].lines[0].text == NO_MIG_DEVICES:
+        return []
+    engines = _check_mig_devices_header(box, text)
+    rows: list[MigDeviceUsage] = []
+    for record in box.records:
+        first = record.lines[0]
+        if len(record.lines) < 2 or any(len(line.cells) != 4 for line in record.lines):
+            raise ParseError("a MIG device record has two lines of four cells", text, record.number)
+        second = record.lines[1]
+        if any(cell for line in record.lines[2:] for cell in line.cells):
+            raise ParseError("unexpected third line in a MIG device record", text, record.number)
+        ids = match_line(_IDS, first.cells[0], text, first.number, "MIG device ids")
+        sm = match_line(_SM, first.cells[2], text, first.number, "MIG device SM count")
+        values = first.cells[3].split()
+        if len(values) != len(engines) or not all(value.isdigit() for value in values):
+            raise ParseError("unrecognised MIG device engine counts", text, first.number)
+        shared = {engine.lower(): int(value) for engine, value in zip(engines, values)}
+        if first.cells[1] or second.cells[1]:
+            memory = match_line(_MEMORY, first.cells[1], text, first.number, "memory usage")
+            bar1 = match_line(_MEMORY, second.cells[1], text, second.number, "BAR1 usage")
+            figures = (memory["used"], memory["total"], bar1["used"], bar1["total"])
+        else:
+            # A merged cell: this compute instance shares the memory of the GPU instance above.
+            above = rows[-1] if rows else None
+            if above is None or (above.gpu, above.gi) != (ids["gpu"], ids["gi"]):
+                raise ParseError("memory cell is empty", text, first.number)
+            figures = (
+                above.memory_used_mib,
+                above.memory_total_mib,
+                above.bar1_used_mib,
+                above.bar1_total_mib,
+            )
+        rows.append(
+            MigDeviceUsage(
+                gpu=ids["gpu"],
+                gi=ids["gi"],
+                ci=ids["ci"],
+                index=ids["index"],
+                memory_used_mib=figures[0],
+                memory_total_mib=figures[1],
+                bar1_used_mib=figures[2],
+                bar1_total_mib=figures[3],
+                sm=sm["sm"],
+                **shared,
+            )
+        )
+    return rows
+
+
+def parse_mig_devices(text: str) -> list[MigDeviceUsage]:
+    """Parse the "MIG devices:" table of plain ``nvidia-smi`` into one row per MIG device."""
+    boxes, _ = read_boxes(text)
+    for box in boxes:
+        if box.title == _MIG_DEVICES_TITLE:
+            return _mig_devices_box(box, text)
+    if any(box.title.startswith("NVIDIA-SMI ") for box in boxes):
+        return []  # the GPU table without a MIG devices box: no GPU is in MIG mode
+    raise ParseError("neither an nvidia-smi GPU table nor a 'MIG devices:' table", text)

@@ -1,0 +1,189 @@
+"""The shared reader of nvidia-smi's boxed ``+---+`` tables.
+
+It reads a box by its structure, never by character offsets, so tables of any width parse alike (driver
+515 prints 79-column tables, 545 prints 89, 580 prints 91 with wider cells)::
+
+    +--------------------------------+      border: '+' and '-' (a merged cell leaves spaces in it;
+                                            the GPU table's inner borders may open with '|')
+    | GPU instances:                 |      title: the first content line
+    | GPU   Name      Profile  ...   |      header lines, up to the rule
+    |================================|      rule: '=' (and '|' or '+' where columns meet)
+    |   0  MIG 2g.12gb    5   ...    |      a record: the content lines between two borders
+    +--------------------------------+
+
+A content line is split into cells at its ``|`` characters. Text between boxes (a timestamp, blank lines)
+is kept apart, so a caller can insist that a listing is one box and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from smimig.errors import ParseError
+
+__all__ = ["Box", "Line", "Record", "read_boxes", "read_single_box"]
+
+_BORDER_CHARS = frozenset("+- ")
+_RULE_CHARS = frozenset("|=+")
+
+
+@attrs.frozen
+class Line:
+    """One content line of a box: its cells (stripped) and its 1-based line number in the text."""
+
+    number: int
+    cells: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        """All cells joined, whitespace collapsed to single spaces."""
+        return " ".join(" ".join(self.cells).split())
+
+
+@attrs.frozen
+class Record:
+    """The content lines between two borders below the rule."""
+
+    lines: tuple[Line, ...]
+
+    @property
+    def number(self) -> int:
+        """The line number of the record's first line."""
+        return self.lines[0].number
+
+
+@attrs.frozen
+class Box:
+    """One boxed table: its title, header lines and records."""
+
+    title: str
+    header: tuple[Line, ...]
+    records: tuple[Record, ...]
+    first_line: int
+    last_line: int
+
+    def header_words(self) -> list[str]:
+        """Every word of the header lines, in reading order (line by line, cell by cell)."""
+        return [word for line in self.header for cell in line.cells for word in cell.split()]
+
+    def column_header(self, column: int) -> list[str]:
+        """The words of one column's header cells, top to bottom."""
+        return [
+            word for line in self.header if column < len(line.cells) for word in line.cells[column].split()
+        ]
+
+
+def _is_border(line: str) -> bool:
+    # Driver 515 opens the GPU table's inner borders with '|' ("|----+----+"), 545 with "|----+----+".
+    return (
+        len(line) > 1
+        and line[0] in "+|"
+        and line[-1] in "+|"
+        and line[1] == "-"
+        and set(line[1:-1]) <= _BORDER_CHARS
+    )
+
+
+def _is_rule(line: str) -> bool:
+    return line.startswith("|") and "=" in line and set(line) <= _RULE_CHARS
+
+
+def _cells(line: str) -> tuple[str, ...]:
+    return tuple(cell.strip() for cell in line[1:-1].split("|"))
+
+
+def _read_box(text: str, lines: Sequence[str], first: int, last: int) -> Box:  # noqa: PLR0912
+    """Read ``lines[first:last]``, all of which start with '+' or '|'."""
+    if not _is_border(lines[first]):
+        raise ParseError("a table must start with a +---+ border", text, first + 1)
+    if not _is_border(lines[last - 1]):
+        raise ParseError("a table must end with a +---+ border", text, last)
+    title: Line | None = None
+    header: list[Line] = []
+    records: list[Record] = []
+    current: list[Line] = []
+    seen_rule = False
+    for index in range(first + 1, last - 1):
+        raw = lines[index]
+        number = index + 1
+        if _is_border(raw):
+            if seen_rule and current:
+                records.append(Record(tuple(current)))
+                current = []
+            continue
+        if _is_rule(raw):
+            if seen_rule or title is None:
+                raise ParseError("unexpected ==== rule in table", text, number)
+            seen_rule = True
+            continue
+        if not (raw.startswith("|") and raw.endswith("|")):
+            raise ParseError("table line must be enclosed in | ... |", text, number)
+        line = Line(number, _cells(raw))
+        if title is None:
+            title = line
+        elif seen_rule:
+            current.append(line)
+        else:
+            header.append(line)
+    if current:
+        records.append(Record(tuple(current)))
+    if title is None:
+        raise ParseError("table has no title line", text, first + 1)
+    return Box(
+        title=title.text,
+        header=tuple(header),
+        records=tuple(records),
+        first_line=first + 1,
+        last_line=last,
+    )
+
+
+def read_boxes(text: str) -> tuple[list[Box], list[tuple[int, str]]]:
+    """Split ``text`` into its boxes and the other, non-blank lines (with their line numbers).
+
+    Trailing white space on a line is ignored (driver 515 pads a blank line between boxes with spaces).
+    """
+    lines = [line.rstrip() for line in text.splitlines()]
+    boxes: list[Box] = []
+    loose: list[tuple[int, str]] = []
+    index = 0
+    while index < len(lines):
+        if lines[index].startswith(("+", "|")):
+            end = index
+            while end < len(lines) and lines[end].startswith(("+", "|")):
+                end += 1
+            boxes.append(_read_box(text, lines, index, end))
+            index = end
+            continue
+        if lines[index].strip():
+            loose.append((index + 1, lines[index]))
+        index += 1
+    return boxes, loose
+
+
+def read_single_box(text: str, title: str, header: Sequence[str]) -> Box:
+    """Read text that must be exactly one box with this title and these header words.
+
+    Raises:
+        ParseError: anything else in the text, another title, or other header words (a new driver that
+            adds or renames a column must not be read as if it had not).
+    """
+    boxes, loose = read_boxes(text)
+    if loose:
+        number, _ = loose[0]
+        raise ParseError(f"unexpected text outside the {title!r} table", text, number)
+    if len(boxes) != 1:
+        raise ParseError(f"expected one {title!r} table, found {len(boxes)}", text)
+    box = boxes[0]
+    if box.title != title:
+        raise ParseError(f"expected a table titled {title!r}", text, box.first_line + 1)
+    if box.header_words() != list(header):
+        first_header = box.header[0].number if box.header else box.first_line + 1
+        raise ParseError(
+            f"unrecognised header of the {title!r} table (expected {' '.join(header)!r})",
+            text,
+            first_header,
+        )
+    return box

@@ -1,0 +1,111 @@
+"""The one seam between smimig and the outside world.
+
+A :class:`Runner` takes nvidia-smi's arguments (without the program name) and returns a
+:class:`RunResult`. :class:`SubprocessRunner` runs the real binary; anything else with a ``run`` method of
+the same shape (a simulator, a fake in a user's tests, a remote shell) plugs into ``smimig.Smi(runner=…)``.
+This module is the only place in smimig where a local process starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from smimig.errors import NvidiaSmiNotFound, NvidiaSmiTimeout
+
+__all__ = ["DEFAULT_TIMEOUT", "ENV_VAR", "RunResult", "Runner", "SubprocessRunner"]
+
+ENV_VAR = "SMIMIG_NVIDIA_SMI"
+"""The environment variable that names the nvidia-smi binary (or a stand-in) to run."""
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds before a call is given up; creating instances on a busy GPU can take several seconds."""
+
+
+@attrs.frozen
+class RunResult:
+    """What one run of nvidia-smi gave: the full argv that ran, its exit code, stdout and stderr."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """Runs nvidia-smi with the given arguments (``["mig", "-lgi"]``) and returns what it printed.
+
+    A runner raises :class:`~smimig.NvidiaSmiNotFound` or :class:`~smimig.NvidiaSmiTimeout` when it cannot
+    get an answer; a non-zero exit code is returned, not raised: the caller decides what it means.
+    """
+
+    def run(self, args: Sequence[str]) -> RunResult:
+        """Run nvidia-smi with ``args`` and return its exit code and output."""
+        ...
+
+
+def _c_locale_env(base: Mapping[str, str]) -> dict[str, str]:
+    env = dict(base)
+    env["LC_ALL"] = "C"
+    env["LANG"] = "C"
+    env.pop("LANGUAGE", None)
+    return env
+
+
+@attrs.define
+class SubprocessRunner:
+    """Runs the real ``nvidia-smi`` as a local process.
+
+    Args:
+        executable: the binary to run. Default: ``$SMIMIG_NVIDIA_SMI`` if set, else ``nvidia-smi`` on PATH
+            (looked up at each call, not at import).
+        timeout: seconds before the call is abandoned with :class:`~smimig.NvidiaSmiTimeout`.
+        sudo: prefix the command with ``sudo -n`` (never prompts: fails instead, if a password is needed).
+
+    The process gets no shell, no standard input, and the C locale, so its output is the text smimig's
+    parsers know.
+    """
+
+    executable: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    sudo: bool = False
+
+    def resolve(self) -> str:
+        """The binary this runner will start: a path, or the bare name if it is not on PATH."""
+        name = self.executable or os.environ.get(ENV_VAR) or "nvidia-smi"
+        return shutil.which(name) or name
+
+    def argv(self, args: Sequence[str]) -> list[str]:
+        """The full argument list for ``args``, as it will be started."""
+        prefix = ["sudo", "-n"] if self.sudo else []
+        return [*prefix, self.resolve(), *args]
+
+    def run(self, args: Sequence[str]) -> RunResult:
+        """Run nvidia-smi with ``args``; see :class:`Runner`."""
+        argv = self.argv(args)
+        try:
+            completed = subprocess.run(
+                argv,
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                timeout=self.timeout,
+                env=_c_locale_env(os.environ),
+                check=False,
+            )
+        except FileNotFoundError as error:
+            missing = argv[0] if self.sudo and error.filename == argv[0] else self.resolve()
+            raise NvidiaSmiNotFound(missing) from error
+        except PermissionError as error:
+            raise NvidiaSmiNotFound(self.resolve()) from error
+        except subprocess.TimeoutExpired as error:
+            raise NvidiaSmiTimeout(argv, self.timeout) from error
+        return RunResult(tuple(argv), completed.returncode, completed.stdout, completed.stderr)
