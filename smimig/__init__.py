@@ -11,12 +11,26 @@ nothing and needs no GPU.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from smimig.client import Ids, Smi, default_client
-from smimig.errors import NvidiaSmiError, NvidiaSmiNotFound, NvidiaSmiTimeout, ParseError, SmimigError
+from smimig.errors import (
+    MigOperationError,
+    NvidiaSmiError,
+    NvidiaSmiNotFound,
+    NvidiaSmiTimeout,
+    ParseError,
+    PermissionDenied,
+    SmimigError,
+)
 from smimig.models import (
     ComputeInstance,
     ComputeInstancePlacements,
     ComputeInstanceProfile,
+    CreatedComputeInstance,
+    CreatedGpuInstance,
+    DestroyedComputeInstance,
+    DestroyedGpuInstance,
     Gpu,
     GpuInstance,
     GpuInstancePlacements,
@@ -24,14 +38,24 @@ from smimig.models import (
     MigDevice,
     MigDeviceUsage,
     MigMode,
+    MigModeChange,
+    OperationFailure,
+    OperationOutput,
     Placement,
 )
 from smimig.runner import Runner, RunResult, SubprocessRunner
+from smimig.specs import CiProfileSpec, GiProfileSpec
 
 __all__ = [
+    "CiProfileSpec",
     "ComputeInstance",
     "ComputeInstancePlacements",
     "ComputeInstanceProfile",
+    "CreatedComputeInstance",
+    "CreatedGpuInstance",
+    "DestroyedComputeInstance",
+    "DestroyedGpuInstance",
+    "GiProfileSpec",
     "Gpu",
     "GpuInstance",
     "GpuInstancePlacements",
@@ -40,16 +64,27 @@ __all__ = [
     "MigDevice",
     "MigDeviceUsage",
     "MigMode",
+    "MigModeChange",
+    "MigOperationError",
     "NvidiaSmiError",
     "NvidiaSmiNotFound",
     "NvidiaSmiTimeout",
+    "OperationFailure",
+    "OperationOutput",
     "ParseError",
+    "PermissionDenied",
     "Placement",
     "RunResult",
     "Runner",
     "Smi",
     "SmimigError",
     "SubprocessRunner",
+    "create_ci",
+    "create_gi",
+    "destroy_ci",
+    "destroy_gi",
+    "disable_mig",
+    "enable_mig",
     "list_ci_placements",
     "list_ci_profiles",
     "list_cis",
@@ -107,3 +142,35 @@ def list_cis(gpu: Ids = None, gi: Ids = None) -> list[ComputeInstance]:
 def list_mig_devices(gpu: Ids = None) -> list[MigDeviceUsage]:
     """The "MIG devices:" table. See :meth:`Smi.list_mig_devices`. Command: ``nvidia-smi``"""
     return default_client().list_mig_devices(gpu)
+
+
+def enable_mig(gpu: int | Sequence[int]) -> list[MigModeChange]:
+    """Turn MIG mode on. See :meth:`Smi.enable_mig`. Command: ``nvidia-smi -i N -mig 1``"""
+    return default_client().enable_mig(gpu)
+
+
+def disable_mig(gpu: int | Sequence[int]) -> list[MigModeChange]:
+    """Turn MIG mode off. See :meth:`Smi.disable_mig`. Command: ``nvidia-smi -i N -mig 0``"""
+    return default_client().disable_mig(gpu)
+
+
+def create_gi(gpu: int, profiles: Sequence[GiProfileSpec], ci: bool = False) -> list[CreatedGpuInstance]:
+    """Create GPU instances. See :meth:`Smi.create_gi`. Command: ``nvidia-smi mig -i N -cgi … [-C]``"""
+    return default_client().create_gi(gpu, profiles, ci=ci)
+
+
+def create_ci(
+    gpu: int, gi: int, profiles: Sequence[CiProfileSpec] | None = None
+) -> list[CreatedComputeInstance]:
+    """Create compute instances. See :meth:`Smi.create_ci`. Command: ``nvidia-smi mig -i N -gi G -cci …``"""
+    return default_client().create_ci(gpu, gi, profiles)
+
+
+def destroy_ci(gpu: Ids = None, gi: Ids = None, ci: Ids = None) -> list[DestroyedComputeInstance]:
+    """Destroy compute instances. See :meth:`Smi.destroy_ci`. Command: ``nvidia-smi mig -dci``"""
+    return default_client().destroy_ci(gpu, gi, ci)
+
+
+def destroy_gi(gpu: Ids = None, gi: Ids = None) -> list[DestroyedGpuInstance]:
+    """Destroy GPU instances. See :meth:`Smi.destroy_gi`. Command: ``nvidia-smi mig -dgi``"""
+    return default_client().destroy_gi(gpu, gi)

@@ -9,20 +9,29 @@ import threading
 from collections.abc import Sequence
 from typing import Callable, TypeVar, Union
 
+import attrs
+
 from smimig import parsers
-from smimig.errors import NvidiaSmiError
+from smimig.errors import MigOperationError, NvidiaSmiError, ParseError, PermissionDenied
 from smimig.models import (
     ComputeInstance,
     ComputeInstancePlacements,
     ComputeInstanceProfile,
+    CreatedComputeInstance,
+    CreatedGpuInstance,
+    DestroyedComputeInstance,
+    DestroyedGpuInstance,
     Gpu,
     GpuInstance,
     GpuInstancePlacements,
     GpuInstanceProfile,
     MigDeviceUsage,
     MigMode,
+    MigModeChange,
+    OperationOutput,
 )
 from smimig.runner import DEFAULT_TIMEOUT, Runner, RunResult, SubprocessRunner
+from smimig.specs import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_list
 
 __all__ = ["Ids", "Smi", "default_client", "validate_ids"]
 
@@ -53,10 +62,7 @@ def validate_ids(value: Ids, name: str) -> list[int] | None:
         return None
     items = [value] if isinstance(value, int) else value
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
-        # ValueError, not TypeError: every bad argument raises the one error the API promises.
-        raise ValueError(  # noqa: TRY004
-            f"{name} must be an int, a sequence of ints, or None; got {value!r}"
-        )
+        raise ValueError(f"{name} must be an int, a sequence of ints, or None; got {value!r}")
     if not items:
         raise ValueError(f"{name} must not be an empty sequence")
     for item in items:
@@ -241,6 +247,170 @@ class Smi:
             *action,
         ]
         return self._listing(args, parser)
+
+    # -- changes ---------------------------------------------------------------------------------
+
+    def enable_mig(self, gpu: int | Sequence[int]) -> list[MigModeChange]:
+        """Turn MIG mode on, one GPU at a time; return what happened to each.
+
+        A change that waits for a GPU reset, or for processes to leave the GPU, comes back with
+        ``pending=True`` and nvidia-smi's reason and advice; it does not raise.
+
+        >>> smimig.enable_mig(0)
+        [MigModeChange(gpu=0, bus_id='00000000:17:00.0', enabled=True, pending=False, reason=None, …)]
+
+        Raises:
+            PermissionDenied: not root ("Insufficient Permissions").
+            MigOperationError: "Not Supported" or any other failure; ``.completed`` holds the GPUs changed
+                before it.
+
+        Command line equivalent: ``nvidia-smi -i 0 -mig 1``
+        """
+        return self._set_mig_mode(gpu, enabled=True)
+
+    def disable_mig(self, gpu: int | Sequence[int]) -> list[MigModeChange]:
+        """Turn MIG mode off, one GPU at a time; see :meth:`enable_mig`.
+
+        Command line equivalent: ``nvidia-smi -i 0 -mig 0``
+        """
+        return self._set_mig_mode(gpu, enabled=False)
+
+    def _set_mig_mode(self, gpu: int | Sequence[int], *, enabled: bool) -> list[MigModeChange]:
+        gpus = validate_ids(gpu, "gpu")
+        if gpus is None:
+            raise ValueError("gpu must name the GPUs whose MIG mode changes; None is not allowed here")
+        changes: list[MigModeChange] = []
+        for index in gpus:
+            args = ["-i", str(index), "-mig", "1" if enabled else "0"]
+            output = self._mutate(args, parsers.parse_set_mig_mode, done_before=changes)
+            changes.extend(attrs.evolve(change, gpu=index) for change in output)
+        return changes
+
+    def create_gi(
+        self, gpu: int, profiles: Sequence[GiProfileSpec], ci: bool = False
+    ) -> list[CreatedGpuInstance]:
+        """Create GPU instances (and, with ``ci=True``, a default compute instance in each).
+
+        ``profiles`` items are ids (``5``, ``"5"``), short names (``"2g.12gb"``), full names
+        (``"MIG 2g.12gb"``), each optionally with a placement start (``"9:0"``, ``("9", 0)``,
+        ``("3g.40gb", Placement(4, 4))``).
+
+        >>> smimig.create_gi(0, ["5", "5"], ci=True)
+        [CreatedGpuInstance(gpu=0, id=1, profile_name='MIG 2g.12gb', profile_id=5,
+            compute_instances=(CreatedComputeInstance(gpu=0, gi=1, id=0, …),)), …]
+
+        Raises:
+            ValueError: a bad argument; no process is started.
+            MigOperationError: some or all could not be created; ``.completed`` holds those that were.
+            PermissionDenied: not root.
+
+        Command line equivalent: ``nvidia-smi mig -i 0 -cgi 5,5 -C``
+        """
+        (index,) = _one_gpu(gpu)
+        args = ["mig", "-i", str(index), "-cgi", gi_profile_list(profiles)]
+        if not isinstance(ci, bool):
+            raise ValueError(f"ci must be True or False; got {ci!r}")
+        if ci:
+            args.append("-C")
+        return self._mutate(args, parsers.parse_create_gi)
+
+    def create_ci(
+        self, gpu: int, gi: int, profiles: Sequence[CiProfileSpec] | None = None
+    ) -> list[CreatedComputeInstance]:
+        """Create compute instances in GPU instance ``gi`` (None: one of the default profile).
+
+        >>> smimig.create_ci(0, 1, ["0", "0"])
+        [CreatedComputeInstance(gpu=0, gi=1, id=0, profile_name='MIG 1c.2g.12gb', profile_id=0), …]
+
+        Raises:
+            ValueError, MigOperationError, PermissionDenied: as :meth:`create_gi`.
+
+        Command line equivalent: ``nvidia-smi mig -i 0 -gi 1 -cci 0,0``
+        """
+        (index,) = _one_gpu(gpu)
+        (instance,) = _one_gpu(gi, "gi")
+        args = ["mig", "-i", str(index), "-gi", str(instance), "-cci"]
+        if profiles is not None:
+            args.append(ci_profile_list(profiles))
+        return self._mutate(args, parsers.parse_create_ci)
+
+    def destroy_ci(self, gpu: Ids = None, gi: Ids = None, ci: Ids = None) -> list[DestroyedComputeInstance]:
+        """Destroy compute instances: all of them, or those the selectors name.
+
+        >>> smimig.destroy_ci(0, gi=1)
+        [DestroyedComputeInstance(gpu=0, gi=1, id=0), DestroyedComputeInstance(gpu=0, gi=1, id=1)]
+
+        Raises:
+            MigOperationError: some could not be destroyed (e.g. "In use by another client"), or there
+                was nothing to destroy ("Not Found"); ``.completed`` holds those that were.
+
+        Command line equivalent: ``nvidia-smi mig -i 0 -gi 1 -dci``
+        """
+        args = [
+            "mig",
+            *_selector("-i", validate_ids(gpu, "gpu")),
+            *_selector("-gi", validate_ids(gi, "gi")),
+            *_selector("-ci", validate_ids(ci, "ci")),
+            "-dci",
+        ]
+        return self._mutate(args, parsers.parse_destroy_ci)
+
+    def destroy_gi(self, gpu: Ids = None, gi: Ids = None) -> list[DestroyedGpuInstance]:
+        """Destroy GPU instances: all of them, or those the selectors name. Their CIs must go first.
+
+        >>> smimig.destroy_gi(0)
+        [DestroyedGpuInstance(gpu=0, id=1), DestroyedGpuInstance(gpu=0, id=2)]
+
+        Raises:
+            MigOperationError: as :meth:`destroy_ci` (a GI with compute instances is "In use by another
+                client").
+
+        Command line equivalent: ``nvidia-smi mig -i 0 -dgi``
+        """
+        args = [
+            "mig",
+            *_selector("-i", validate_ids(gpu, "gpu")),
+            *_selector("-gi", validate_ids(gi, "gi")),
+            "-dgi",
+        ]
+        return self._mutate(args, parsers.parse_destroy_gi)
+
+    def _mutate(
+        self,
+        args: list[str],
+        parser: Callable[[str], OperationOutput[T]],
+        done_before: Sequence[object] = (),
+    ) -> list[T]:
+        """Run a mutating command; raise with everything done so far if any part of it failed."""
+        result = self.runner.run(args)
+        text = result.stdout + ("\n" + result.stderr if result.stderr.strip() else "")
+        try:
+            output = parser(text)
+        except ParseError:
+            if result.returncode == 0:
+                raise
+            # A failure whose words are not known: still an nvidia-smi failure, with all its output.
+            raise MigOperationError(
+                result.args, result.returncode, result.stdout, result.stderr, completed=done_before
+            ) from None
+        if result.returncode == 0 and not output.failures:
+            return list(output.completed)
+        denied = any(failure.reason == "Insufficient Permissions" for failure in output.failures)
+        error = PermissionDenied if denied else MigOperationError
+        raise error(
+            result.args,
+            result.returncode,
+            result.stdout,
+            result.stderr,
+            completed=(*done_before, *output.completed),
+            failures=output.failures,
+        )
+
+
+def _one_gpu(value: object, name: str = "gpu") -> tuple[int]:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be one non-negative int; got {value!r}")
+    return (value,)
 
 
 _default: Smi | None = None

@@ -6,6 +6,8 @@
     ├── NvidiaSmiNotFound            the nvidia-smi binary is not there (says how to point at it)
     ├── NvidiaSmiTimeout             nvidia-smi did not answer in time
     ├── NvidiaSmiError               nvidia-smi failed: non-zero exit, or a known error text with exit 0
+    │   └── MigOperationError        create/destroy/mode change failed, maybe part-way (.completed)
+    │       └── PermissionDenied     "Insufficient Permissions": run as root or with Smi(sudo=True)
     └── ParseError                   output that smimig does not recognise (never a guess)
 
 Errors keep what a user needs to act on as attributes (the command, exit code, stdout and stderr, the
@@ -17,12 +19,15 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
+    "MigOperationError",
     "NvidiaSmiError",
     "NvidiaSmiNotFound",
     "NvidiaSmiTimeout",
     "ParseError",
+    "PermissionDenied",
     "SmimigError",
 ]
 
@@ -155,3 +160,59 @@ class ParseError(SmimigError):
         if self.line_number:
             return f"{self.reason} at line {self.line_number}: {self.line!r}"
         return f"{self.reason}; text was:\n{_clip(self.text)}"
+
+
+class MigOperationError(NvidiaSmiError):
+    """A mutating command (create, destroy, MIG mode) failed, possibly after doing part of its work.
+
+    Nothing is lost: ``completed`` holds what *was* done, as models (``CreatedGpuInstance``,
+    ``DestroyedComputeInstance``, ``MigModeChange`` …), and ``failures`` each item that failed with
+    nvidia-smi's reason (``OperationFailure``), alongside the command, exit code, stdout and stderr.
+    """
+
+    def __init__(
+        self,
+        args_list: Sequence[str],
+        returncode: int,
+        stdout: str,
+        stderr: str,
+        *,
+        completed: Sequence[Any] = (),
+        failures: Sequence[Any] = (),
+        reason: str = "",
+    ) -> None:
+        super().__init__(args_list, returncode, stdout, stderr, reason)
+        self.completed: tuple[Any, ...] = tuple(completed)
+        self.failures: tuple[Any, ...] = tuple(failures)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.__dict__))
+
+    def __str__(self) -> str:
+        failed = "; ".join(str(failure) for failure in self.failures) or self.message or "unknown failure"
+        parts = [f"{self.command} failed (exit code {self.returncode}): {failed}"]
+        if self.completed:
+            parts.append("completed before the failure:")
+            parts.extend(f"  {item}" for item in self.completed)
+        else:
+            parts.append("nothing was completed")
+        if self.reason:
+            parts.append(self.reason)
+        return "\n".join(parts)
+
+
+class PermissionDenied(MigOperationError):
+    """nvidia-smi answered "Insufficient Permissions": MIG changes need root."""
+
+    def __str__(self) -> str:
+        return (
+            super().__str__()
+            + "\nMIG changes need root: run as root, or use smimig.Smi(sudo=True)"
+            + " (it runs 'sudo -n nvidia-smi')."
+        )
+
+
+def _rebuild(cls: type[MigOperationError], state: dict[str, Any]) -> MigOperationError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    return error

@@ -8,6 +8,7 @@ instance id. ``attrs.asdict(model)`` gives plain data (the fixtures' expected re
 from __future__ import annotations
 
 import re
+from typing import Generic, TypeVar
 
 import attrs
 
@@ -15,6 +16,10 @@ __all__ = [
     "ComputeInstance",
     "ComputeInstancePlacements",
     "ComputeInstanceProfile",
+    "CreatedComputeInstance",
+    "CreatedGpuInstance",
+    "DestroyedComputeInstance",
+    "DestroyedGpuInstance",
     "Gpu",
     "GpuInstance",
     "GpuInstancePlacements",
@@ -22,8 +27,13 @@ __all__ = [
     "MigDevice",
     "MigDeviceUsage",
     "MigMode",
+    "MigModeChange",
+    "OperationFailure",
+    "OperationOutput",
     "Placement",
 ]
+
+T = TypeVar("T")
 
 # "MIG 1g.10gb+me" -> slices 1, memory "10gb", extensions "+me"; "MIG 1c.3g.40gb" -> compute slices 1.
 _PROFILE_NAME = re.compile(
@@ -248,3 +258,91 @@ class MigDeviceUsage:
     dec: int
     ofa: int
     jpg: int
+
+
+# -- results of the mutating commands ---------------------------------------------------------------
+
+
+@attrs.frozen
+class MigModeChange:
+    """What ``nvidia-smi -i N -mig 1|0`` did to one GPU.
+
+    ``enabled`` is the mode asked for. ``pending`` means it is not in effect yet: the GPU is in use
+    (``reason`` says "In use by another client") or needs a reset; nvidia-smi's advice is in ``warnings``.
+    ``gpu`` is the index smimig asked about (None when a parser reads the text on its own).
+    """
+
+    gpu: int | None
+    bus_id: str
+    enabled: bool
+    pending: bool = False
+    reason: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class CreatedComputeInstance:
+    """A compute instance that ``-cci`` (or ``-cgi … -C``) created."""
+
+    gpu: int
+    gi: int
+    id: int
+    profile_name: str
+    profile_id: int
+
+
+@attrs.frozen
+class CreatedGpuInstance:
+    """A GPU instance that ``-cgi`` created, with the compute instances ``-C`` made in it."""
+
+    gpu: int
+    id: int
+    profile_name: str
+    profile_id: int
+    compute_instances: tuple[CreatedComputeInstance, ...] = ()
+
+
+@attrs.frozen
+class DestroyedComputeInstance:
+    """A compute instance that ``-dci`` destroyed."""
+
+    gpu: int
+    gi: int
+    id: int
+
+
+@attrs.frozen
+class DestroyedGpuInstance:
+    """A GPU instance that ``-dgi`` destroyed."""
+
+    gpu: int
+    id: int
+
+
+@attrs.frozen
+class OperationFailure:
+    """One item a mutating command could not do, in nvidia-smi's words.
+
+    ``reason`` is the text after the last colon ("Insufficient Resources", "In use by another client",
+    "Not Found", "Insufficient Permissions", "Invalid Argument", …); the ids are those the line names.
+    """
+
+    message: str
+    reason: str
+    gpu: int | None = None
+    gi: int | None = None
+    ci: int | None = None
+    profile: str | None = None
+    bus_id: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@attrs.frozen
+class OperationOutput(Generic[T]):
+    """A mutating command's output, read line by line: what it did, what failed, what it warned."""
+
+    completed: tuple[T, ...]
+    failures: tuple[OperationFailure, ...] = ()
+    warnings: tuple[str, ...] = ()

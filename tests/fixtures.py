@@ -18,7 +18,7 @@ class Case:
     path: Path
     parser: str
     text: str
-    expected: list[dict[str, Any]]
+    expected: Any
     options: dict[str, Any]
 
     @property

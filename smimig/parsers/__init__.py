@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from smimig.parsers.devices import MIG_MODE_FIELDS, parse_gpu_list, parse_mig_devices, parse_mig_mode
 from smimig.parsers.instances import parse_cis, parse_gis
+from smimig.parsers.messages import (
+    parse_create_ci,
+    parse_create_gi,
+    parse_destroy_ci,
+    parse_destroy_gi,
+    parse_set_mig_mode,
+)
 from smimig.parsers.profiles import (
     parse_ci_placements,
     parse_ci_profiles,
@@ -20,10 +27,15 @@ __all__ = [
     "parse_ci_placements",
     "parse_ci_profiles",
     "parse_cis",
+    "parse_create_ci",
+    "parse_create_gi",
+    "parse_destroy_ci",
+    "parse_destroy_gi",
     "parse_gi_placements",
     "parse_gi_profiles",
     "parse_gis",
     "parse_gpu_list",
     "parse_mig_devices",
     "parse_mig_mode",
+    "parse_set_mig_mode",
 ]
