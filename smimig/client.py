@@ -30,6 +30,7 @@ from smimig.models import (
     MigModeChange,
     OperationOutput,
 )
+from smimig.parsers._common import EMPTY_LISTINGS, is_empty_message
 from smimig.runner import DEFAULT_TIMEOUT, Runner, RunResult, SubprocessRunner
 from smimig.specs import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_list
 
@@ -110,13 +111,14 @@ class Smi:
 
     # -- running ---------------------------------------------------------------------------------
 
-    def run(self, args: Sequence[str]) -> RunResult:
+    def run(self, args: Sequence[str], *, result: RunResult | None = None) -> RunResult:
         """Run nvidia-smi with ``args`` and return its result, raising for any failure.
 
         Raises:
             NvidiaSmiError: non-zero exit code, or a known error message with exit code 0.
         """
-        result = self.runner.run(list(args))
+        if result is None:
+            result = self.runner.run(list(args))
         if result.returncode != 0:
             raise NvidiaSmiError(result.args, result.returncode, result.stdout, result.stderr)
         error_line = _find_error_line(result)
@@ -131,7 +133,12 @@ class Smi:
         return result
 
     def _listing(self, args: list[str], parser: Callable[[str], list[T]]) -> list[T]:
-        return parser(self.run(args).stdout)
+        result = self.runner.run(args)
+        if result.returncode != 0 and is_empty_message(result.stdout + result.stderr, EMPTY_LISTINGS):
+            # "No GPU instances found: Not Found" may come with exit code 6 (NVML's NOT_FOUND): that is
+            # an empty listing, not a failure.
+            return parser(result.stdout + result.stderr)
+        return parser(self.run(args, result=result).stdout)
 
     # -- listings --------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from smimig.errors import ParseError
 from smimig.models import Placement
 
 __all__ = [
+    "EMPTY_LISTINGS",
     "NO_COMPUTE_INSTANCES",
     "NO_GPU_INSTANCES",
     "NO_MIG_DEVICES",
@@ -26,6 +27,7 @@ NO_MIG_ENABLED_DEVICES = "No MIG-enabled devices found."  # driver 580, every -l
 NO_GPU_INSTANCES = "No GPU instances found: Not Found"
 NO_COMPUTE_INSTANCES = "No compute instances found: Not Found"  # seed, driver 545
 NO_MIG_DEVICES = "No MIG devices found"  # inside the MIG devices box of plain nvidia-smi
+EMPTY_LISTINGS = (NO_MIG_ENABLED_DEVICES, NO_GPU_INSTANCES, NO_COMPUTE_INSTANCES)
 
 
 def _typed(pattern: str, convert: Callable[[str], object]) -> Callable[[str], object]:

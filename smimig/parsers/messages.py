@@ -36,7 +36,12 @@ from smimig.models import (
     OperationFailure,
     OperationOutput,
 )
-from smimig.parsers._common import NO_COMPUTE_INSTANCES, NO_GPU_INSTANCES, compile_pattern
+from smimig.parsers._common import (
+    NO_COMPUTE_INSTANCES,
+    NO_GPU_INSTANCES,
+    NO_MIG_ENABLED_DEVICES,
+    compile_pattern,
+)
 
 __all__ = [
     "parse_create_ci",
@@ -78,7 +83,12 @@ _FAILURE_IDS = {
     "ci": re.compile(r"\bcompute instance ID +(\d+)"),
 }
 _FAILURE_PROFILE = re.compile(r"\busing profile (.+?)(?: \(ID +\d+\))?:")
-_NOT_FOUND = (NO_GPU_INSTANCES, NO_COMPUTE_INSTANCES)
+# Whole-line answers that mean there was nothing to act on, with the reason they amount to.
+_NOTHING_THERE = {
+    NO_GPU_INSTANCES: "Not Found",
+    NO_COMPUTE_INSTANCES: "Not Found",
+    NO_MIG_ENABLED_DEVICES: "MIG mode is disabled",
+}
 _DONE = "All done."
 # Printed after "Unable to … MIG Mode …": "Not Supported" moves on, a permissions failure stops.
 _ENDINGS = ("Treating as warning and moving on.", "Terminating early due to previous errors.")
@@ -93,8 +103,8 @@ def _lines(text: str) -> Iterator[tuple[int, str, str]]:
 
 
 def _failure(line: str, printed: str) -> OperationFailure | None:
-    if line in _NOT_FOUND:
-        return OperationFailure(message=printed, reason="Not Found")
+    if line in _NOTHING_THERE:
+        return OperationFailure(message=printed, reason=_NOTHING_THERE[line])
     match = _FAILURE.match(line)
     if match is None:
         return None

@@ -1,0 +1,78 @@
+"""A simulated MIG GPU node that speaks nvidia-smi's text: for tests, demos and machines with no GPU.
+
+>>> import smimig
+>>> from smimig.sim import SimulatedRunner
+>>> smi = smimig.Smi(runner=SimulatedRunner("A30", gpus=4))
+>>> smi.enable_mig(0)
+>>> smi.create_gi(0, ["2g.12gb", "2g.12gb"], ci=True)
+
+It answers every command smimig sends (``-L``, the plain table, the MIG mode query, ``-mig``, and ``mig``
+with ``-lgip -lgipp -lgi -lcip -lcipp -lci -cgi [-C] -cci -dci -dgi`` and their ``-i/-gi/-ci`` selectors)
+in nvidia-smi's own words, so everything it prints goes through smimig's real parsers.
+
+Models: ``"A30"`` (the seed's node: its UUIDs, bus ids and recorded MIG device UUIDs), ``"H100-80GB"``
+(driver 580 captures) and ``"A100-40GB"`` (published figures); see :mod:`smimig.sim.catalog`.
+
+**Modelled from recordings** (tests compare the output with them byte for byte): the A30 listings
+(``-L``, ``-lgip``, ``-lgipp``, ``-lgi``, ``-lcip``, ``-lci``, the GPU table and "MIG devices:" box, the
+create and mode messages) and their ids, placements and device order; the H100 ``-lgip`` and ``-lgipp``;
+"No MIG-enabled devices found." for listings on a GPU in MIG mode off (exit 0); "No devices were found" for an
+unknown GPU (exit 6); ``Option "-x" is not recognized.`` (exit 2); ``-L`` refusing ``-i``.
+
+**Inferred** (no recording shows it): placements chosen without an explicit start (the free one that blocks
+fewest others); media-engine exclusivity; CI profiles and placements inside GIs larger than the recorded
+ones; ``-lcipp``'s format; the failure lines of ``-cgi/-cci/-dci/-dgi`` and their exit codes (as the
+synthetic fixtures); exit 6 for "No GPU instances found: Not Found"; ``-mig 0`` refused while GIs exist;
+temperatures, power and memory in use; the 580-style ``-lgi``/``-lci``/``-lcip`` and "MIG devices:" layouts;
+the Processes box on driver 545; a mode change takes effect at once (never pending).
+
+In process, :class:`SimulatedRunner` is a :class:`smimig.Runner`, safe to share between threads. As a
+stand-in binary, ``smimig-sim`` (or ``python -m smimig.sim``) keeps the state in a file, locked and written
+atomically, so separate processes see one consistent node: point ``SMIMIG_NVIDIA_SMI`` at it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from smimig.runner import RunResult
+from smimig.sim.catalog import MODELS, GpuModel, model_named
+from smimig.sim.nvsmi import run
+from smimig.sim.state import Node
+
+__all__ = ["MODELS", "GpuModel", "Node", "SimulatedRunner", "model_named", "parse_node_spec"]
+
+
+def parse_node_spec(spec: str) -> tuple[str, int]:
+    """``"A30x4"`` -> ``("A30", 4)``; ``"H100-80GB"`` -> ``("H100-80GB", 1)``."""
+    model, times, count = spec.rpartition("x") if "x" in spec.lower() else (spec, "", "1")
+    if not times:
+        model, count = spec, "1"
+    model_named(model)
+    if not count.isdigit() or not 1 <= int(count) <= 64:
+        raise ValueError(f"bad node spec {spec!r}: expected MODEL or MODELxN, e.g. A30x4")
+    return model, int(count)
+
+
+class SimulatedRunner:
+    """A :class:`smimig.Runner` that answers from a simulated node instead of running nvidia-smi.
+
+    Args:
+        model: ``"A30"``, ``"H100-80GB"`` or ``"A100-40GB"``.
+        gpus: how many GPUs of that model.
+        mig: start with MIG mode on (default: off, as a fresh node).
+    """
+
+    def __init__(self, model: str = "A30", gpus: int = 1, *, mig: bool = False) -> None:
+        self.node = Node.new(model, gpus, mig=mig)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SimulatedRunner({self.node.model.key!r}, gpus={len(self.node.gpus)})"
+
+    def run(self, args: Sequence[str]) -> RunResult:
+        """Answer nvidia-smi's ``args`` from the simulated node."""
+        with self._lock:
+            returncode, stdout, stderr = run(self.node, list(args))
+        return RunResult(("nvidia-smi", *args), returncode, stdout, stderr)

@@ -1,0 +1,296 @@
+"""The simulated node's state and the hardware's rules, independent of any text format.
+
+Rules modelled from recordings: GI ids start at 1 and the lowest free id is taken (seed: 1 and 2; A100 80GB:
+1 and 2); CI ids start at 0 in each GI (seed); a CI takes the lowest free start in its GI (seed: 0:1, 1:1);
+``-dgi`` refuses a GI with CIs ("In use by another client"); profile instance limits (``-lgip`` Total).
+Inferred (no recording shows them): the placement a GI gets without an explicit start is the free one
+that blocks the fewest other possible placements, lowest start on a tie (this reproduces both recordings:
+A30 2g.12gb at 0 then 2, A100 3g.40gb at 4 then 0); at most one GI owns the media engines (profiles with an
+OFA); MIG device UUIDs are stable per (GPU, GI id, CI id), as the seed shows across -dci/-cci.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+import attrs
+
+from smimig.sim.catalog import CiProfileSpec, GiProfile, GpuModel, ci_profiles_for, model_named
+
+__all__ = ["CiState", "GiState", "GpuState", "Node", "SimFailure"]
+
+_NAMESPACE = uuid.UUID("5f3e9c1a-9d7b-4b8e-9a52-6d1c2f0e8a11")
+
+
+class SimFailure(Exception):  # a simulated refusal, not an error in the simulator
+    """The simulated hardware refuses an operation; ``reason`` is nvidia-smi's word for it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@attrs.define
+class GiState:
+    id: int
+    profile_id: int
+    start: int
+
+
+@attrs.define
+class CiState:
+    gi: int
+    id: int
+    profile_id: int
+    start: int
+
+
+@attrs.define
+class GpuState:
+    index: int
+    mig_current: bool = False
+    mig_pending: bool = False
+    gis: list[GiState] = attrs.Factory(list)
+    cis: list[CiState] = attrs.Factory(list)
+
+
+def _overlaps(start: int, size: int, other_start: int, other_size: int) -> bool:
+    return start < other_start + other_size and other_start < start + size
+
+
+def _lowest_free(used: Iterable[int], first: int) -> int:
+    taken = set(used)
+    candidate = first
+    while candidate in taken:
+        candidate += 1
+    return candidate
+
+
+@attrs.define
+class Node:
+    """A node of identical simulated GPUs."""
+
+    model: GpuModel
+    gpus: list[GpuState]
+
+    @classmethod
+    def new(cls, model: str | GpuModel, gpus: int = 1, *, mig: bool = False) -> Node:
+        if isinstance(gpus, bool) or not isinstance(gpus, int) or not 1 <= gpus <= 64:
+            raise ValueError(f"gpus must be an int from 1 to 64; got {gpus!r}")
+        resolved = model_named(model) if isinstance(model, str) else model
+        return cls(resolved, [GpuState(index, mig, mig) for index in range(gpus)])
+
+    # -- identity ---------------------------------------------------------------------------------
+
+    def gpu_uuid(self, index: int) -> str:
+        if index < len(self.model.uuids):
+            return self.model.uuids[index]
+        return "GPU-" + str(uuid.uuid5(_NAMESPACE, f"{self.model.key}/{index}"))
+
+    def bus_id(self, index: int) -> str:
+        if index < len(self.model.bus_ids):
+            return self.model.bus_ids[index]
+        return f"00000000:{0x10 + 0x10 * index:02X}:00.0"
+
+    def mig_uuid(self, gpu: int, gi: int, ci: int) -> str:
+        known = self.model.mig_uuids.get((gpu, gi, ci))
+        if known is not None:
+            return known
+        return "MIG-" + str(uuid.uuid5(_NAMESPACE, f"{self.gpu_uuid(gpu)}/{gi}/{ci}"))
+
+    # -- lookups ----------------------------------------------------------------------------------
+
+    def gpu(self, index: int) -> GpuState:
+        return self.gpus[index]
+
+    def find_gi_profile(self, ref: str) -> GiProfile | None:
+        """A GI profile by id (``"5"``), short name (``"2g.12gb"``) or full name (``"MIG 2g.12gb"``)."""
+        for profile in self.model.gi_profiles:
+            if ref in (str(profile.id), profile.short_name, profile.name):
+                return profile
+        return None
+
+    def gi(self, gpu: int, gi_id: int) -> GiState | None:
+        return next((gi for gi in self.gpus[gpu].gis if gi.id == gi_id), None)
+
+    def gi_profile_of(self, gi: GiState) -> GiProfile:
+        return self.model.gi_profile(gi.profile_id)
+
+    def ci_profiles(self, gi: GiState) -> tuple[CiProfileSpec, ...]:
+        return ci_profiles_for(self.gi_profile_of(gi))
+
+    def find_ci_profile(self, gi: GiState, ref: str | None) -> CiProfileSpec | None:
+        for profile in self.ci_profiles(gi):
+            if ref is None and profile.is_default:
+                return profile
+            if ref is not None and ref in (str(profile.id), profile.name, profile.name[4:]):
+                return profile
+        return None
+
+    def ci_profile_of(self, gi: GiState, ci: CiState) -> CiProfileSpec:
+        return next(profile for profile in self.ci_profiles(gi) if profile.id == ci.profile_id)
+
+    # -- GPU instances ----------------------------------------------------------------------------
+
+    def _free_starts(self, gpu: int, profile: GiProfile, taken: list[tuple[int, int]]) -> list[int]:
+        return [
+            start
+            for start in profile.starts
+            if not any(_overlaps(start, profile.size, other, size) for other, size in taken)
+        ]
+
+    def _taken(self, gpu: int) -> list[tuple[int, int]]:
+        return [(gi.start, self.gi_profile_of(gi).size) for gi in self.gpus[gpu].gis]
+
+    def _blocked_by(self, gpu: int, start: int, size: int) -> int:
+        taken = self._taken(gpu)
+        return sum(
+            1
+            for profile in self.model.gi_profiles
+            for free in self._free_starts(gpu, profile, taken)
+            if _overlaps(start, size, free, profile.size)
+        )
+
+    def _media_taken(self, gpu: int) -> bool:
+        return any(self.gi_profile_of(gi).media for gi in self.gpus[gpu].gis)
+
+    def gi_free_count(self, gpu: int, profile: GiProfile) -> int:
+        """How many more GIs of this profile fit now (``-lgip`` Free)."""
+        state = self.gpus[gpu]
+        room = profile.instances - sum(1 for gi in state.gis if gi.profile_id == profile.id)
+        if profile.media and self._media_taken(gpu):
+            return 0
+        taken = self._taken(gpu)
+        count = 0
+        for start in self._free_starts(gpu, profile, taken):
+            if not any(_overlaps(start, profile.size, other, size) for other, size in taken):
+                taken.append((start, profile.size))
+                count += 1
+        return max(0, min(room, count))
+
+    def create_gi(self, gpu: int, profile: GiProfile, start: int | None = None) -> GiState:
+        state = self.gpus[gpu]
+        if not state.mig_current:
+            raise SimFailure("Not Supported")
+        if sum(1 for gi in state.gis if gi.profile_id == profile.id) >= profile.instances:
+            raise SimFailure("Insufficient Resources")
+        if profile.media and self._media_taken(gpu):
+            raise SimFailure("Insufficient Resources")
+        free = self._free_starts(gpu, profile, self._taken(gpu))
+        if start is not None:
+            if start not in profile.starts:
+                raise SimFailure("Invalid Argument")
+            if start not in free:
+                raise SimFailure("Insufficient Resources")
+            chosen = start
+        elif not free:
+            raise SimFailure("Insufficient Resources")
+        else:
+            chosen = min(
+                free, key=lambda candidate: (self._blocked_by(gpu, candidate, profile.size), candidate)
+            )
+        gi = GiState(_lowest_free((gi.id for gi in state.gis), 1), profile.id, chosen)
+        state.gis.append(gi)
+        state.gis.sort(key=lambda item: item.id)
+        return gi
+
+    def destroy_gi(self, gpu: int, gi_id: int) -> None:
+        state = self.gpus[gpu]
+        if self.gi(gpu, gi_id) is None:
+            raise SimFailure("Not Found")
+        if any(ci.gi == gi_id for ci in state.cis):
+            raise SimFailure("In use by another client")
+        state.gis = [gi for gi in state.gis if gi.id != gi_id]
+
+    # -- compute instances ------------------------------------------------------------------------
+
+    def _ci_free_starts(self, gpu: int, gi: GiState, profile: CiProfileSpec) -> list[int]:
+        taken = [(ci.start, self.ci_profile_of(gi, ci).slices) for ci in self.gpus[gpu].cis if ci.gi == gi.id]
+        return [
+            start
+            for start in profile.starts
+            if not any(_overlaps(start, profile.slices, other, size) for other, size in taken)
+        ]
+
+    def ci_free_count(self, gpu: int, gi: GiState, profile: CiProfileSpec) -> int:
+        taken = [(ci.start, self.ci_profile_of(gi, ci).slices) for ci in self.gpus[gpu].cis if ci.gi == gi.id]
+        count = 0
+        for start in profile.starts:
+            if not any(_overlaps(start, profile.slices, other, size) for other, size in taken):
+                taken.append((start, profile.slices))
+                count += 1
+        return count
+
+    def create_ci(self, gpu: int, gi: GiState, profile: CiProfileSpec) -> CiState:
+        state = self.gpus[gpu]
+        free = self._ci_free_starts(gpu, gi, profile)
+        if not free:
+            raise SimFailure("Insufficient Resources")
+        ci_id = _lowest_free((ci.id for ci in state.cis if ci.gi == gi.id), 0)
+        ci = CiState(gi.id, ci_id, profile.id, free[0])
+        state.cis.append(ci)
+        state.cis.sort(key=lambda item: (item.gi, item.id))
+        return ci
+
+    def destroy_ci(self, gpu: int, gi_id: int, ci_id: int) -> None:
+        state = self.gpus[gpu]
+        before = len(state.cis)
+        state.cis = [ci for ci in state.cis if (ci.gi, ci.id) != (gi_id, ci_id)]
+        if len(state.cis) == before:
+            raise SimFailure("Not Found")
+
+    # -- MIG mode ---------------------------------------------------------------------------------
+
+    def set_mig(self, gpu: int, enabled: bool) -> None:
+        state = self.gpus[gpu]
+        if not enabled and state.gis:
+            raise SimFailure("In use by another client")
+        state.mig_current = state.mig_pending = enabled
+
+    # -- checks and persistence -------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Assert the invariants: no overlap, limits kept, every CI in an existing GI, unique ids."""
+        for state in self.gpus:
+            assert state.mig_current or not state.gis, "GIs on a GPU with MIG off"
+            taken = self._taken(state.index)
+            for position, (start, size) in enumerate(taken):
+                assert start + size <= self.model.slices, "GI beyond the last slice"
+                for other, other_size in taken[position + 1 :]:
+                    assert not _overlaps(start, size, other, other_size), "GIs overlap"
+            assert len({gi.id for gi in state.gis}) == len(state.gis), "duplicate GI id"
+            for profile in self.model.gi_profiles:
+                assert sum(1 for gi in state.gis if gi.profile_id == profile.id) <= profile.instances
+            assert sum(1 for gi in state.gis if self.gi_profile_of(gi).media) <= 1, "media engines twice"
+            for gi in state.gis:
+                cis = [ci for ci in state.cis if ci.gi == gi.id]
+                assert len({ci.id for ci in cis}) == len(cis), "duplicate CI id"
+                spans = [(ci.start, self.ci_profile_of(gi, ci).slices) for ci in cis]
+                for position, (start, size) in enumerate(spans):
+                    assert start + size <= self.gi_profile_of(gi).compute_slices, "CI outside its GI"
+                    for other, other_size in spans[position + 1 :]:
+                        assert not _overlaps(start, size, other, other_size), "CIs overlap"
+            assert all(self.gi(state.index, ci.gi) is not None for ci in state.cis), "CI without GI"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "model": self.model.key,
+            "gpus": [attrs.asdict(state) for state in self.gpus],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Node:
+        model = model_named(str(data["model"]))
+        gpus = []
+        for raw in data["gpus"]:  # type: ignore[attr-defined]
+            gpus.append(
+                GpuState(
+                    index=raw["index"],
+                    mig_current=raw["mig_current"],
+                    mig_pending=raw["mig_pending"],
+                    gis=[GiState(**gi) for gi in raw["gis"]],
+                    cis=[CiState(**ci) for ci in raw["cis"]],
+                )
+            )
+        return cls(model, gpus)

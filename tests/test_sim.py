@@ -1,0 +1,186 @@
+"""The simulator: the seed's walk-through replayed byte for byte, the H100 captures, its rules, the API."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import smimig
+from smimig import Placement, parsers
+from smimig.sim import SimulatedRunner, parse_node_spec
+from tests.fixtures import text_of
+
+A30 = "a30-driver545/"
+
+
+def masked(text: str) -> str:
+    """Temperatures and power draw vary between the seed's recordings: compare them masked (same width)."""
+    text = re.sub(r"(?<=\s)\d\dC(?=\s)", "##C", text)
+    return re.sub(r"\d\dW / ", "##W / ", text)
+
+
+# (nvidia-smi arguments, fixture, how it compares): "exact", "prefix" (the seed's table stops before the
+# Processes box the simulator also prints) or "contains" (the post kept only the MIG devices box).
+SEED_WALKTHROUGH = [
+    (["-L"], "L-mig-off.txt", "exact"),
+    ([], "table-mig-off.txt", "prefix"),
+    (["-i", "0", "-mig", "1"], "mig1.txt", "exact"),
+    ([], "table-mig-on-no-devices.txt", "prefix"),
+    (["mig", "-lgip"], "lgip.txt", "exact"),
+    (["mig", "-lgipp"], "lgipp.txt", "exact"),
+    (["mig", "-cgi", "5,5"], "cgi-5-5.txt", "exact"),
+    (["mig", "-lgi"], "lgi.txt", "exact"),
+    (["mig", "-lci"], "lci-none.txt", "exact"),
+    (["-L"], "L-gis-no-cis.txt", "exact"),
+    (["mig", "-dgi"], None, ""),
+    (["mig", "-cgi", "5,5", "-C"], "cgi-5-5-C.txt", "exact"),
+    (["-L"], "L-two-cis.txt", "exact"),
+    ([], "table-two-cis.txt", "prefix"),
+    (["mig", "-dci"], None, ""),
+    (["mig", "-lcip"], "lcip.txt", "exact"),
+    (["mig", "-lgi"], "lgi-again.txt", "exact"),
+    (["mig", "-cci", "0,0", "-gi", "1"], "cci-0-0-gi1.txt", "exact"),
+    (["mig", "-cci", "0,0", "-gi", "2"], "cci-0-0-gi2.txt", "exact"),
+    (["mig", "-lci"], "lci.txt", "exact"),
+    (["-L"], "L-four-cis.txt", "exact"),
+    ([], "table-four-cis-mig-section.txt", "contains"),
+]
+
+
+def test_seed_walkthrough_byte_for_byte() -> None:
+    runner = SimulatedRunner("A30", gpus=4)
+    for args, fixture, how in SEED_WALKTHROUGH:
+        result = runner.run(args)
+        if fixture is None:
+            assert result.returncode == 0, args
+            continue
+        expected = masked(text_of(A30 + fixture))
+        printed = masked(result.stdout)
+        if how == "exact":
+            assert printed == expected, args
+        elif how == "prefix":
+            assert printed.startswith(expected), args
+        else:
+            assert expected in printed, args
+        runner.node.check()
+
+
+@pytest.mark.parametrize("name", ["lgip", "lgipp"])
+def test_h100_listings_byte_for_byte(name: str) -> None:
+    result = SimulatedRunner("H100-80GB").run(["mig", f"-{name}"])
+    assert result.stdout == text_of(f"h100-80gb-driver580/{name}.stdout")
+    assert result.returncode == 0
+
+
+def test_h100_mig_off_listings_as_recorded() -> None:
+    runner = SimulatedRunner("H100-80GB")
+    for name in ("lgi", "lci", "lcip"):
+        result = runner.run(["mig", f"-{name}"])
+        assert (result.returncode, result.stdout) == (0, text_of(f"h100-80gb-driver580/{name}.stdout"))
+    assert runner.run(["-L"]).stdout == text_of("h100-80gb-driver580/L.stdout")
+    for name, args in [
+        ("lgip_i9", ["mig", "-i", "9", "-lgip"]),
+        ("bogus", ["mig", "-bogus"]),
+        ("L_i9", ["-L", "-i", "9"]),
+    ]:
+        result = runner.run(args)
+        expected_rc = int(text_of(f"h100-80gb-driver580/{name}.rc"))
+        assert (result.returncode, result.stdout) == (
+            expected_rc,
+            text_of(f"h100-80gb-driver580/{name}.stdout"),
+        )
+
+
+def test_query_matches_the_recorded_form() -> None:
+    runner = SimulatedRunner("H100-80GB")
+    fields = "index,name,uuid,pci.bus_id,mig.mode.current,mig.mode.pending"
+    result = runner.run([f"--query-gpu={fields}", "--format=csv"])
+    assert result.stdout == text_of("h100-80gb-driver580/query_mig.stdout")
+
+
+def test_every_rendered_table_parses() -> None:
+    smi = smimig.Smi(runner=SimulatedRunner("A100-40GB", gpus=2))
+    smi.enable_mig([0, 1])
+    smi.create_gi(0, ["3g.20gb", "2g.10gb", "1g.5gb", "1g.5gb"], ci=True)
+    smi.create_gi(1, ["4g.20gb"], ci=False)
+    smi.create_ci(1, 1, ["1c.4g.20gb", "2c.4g.20gb"])
+    assert len(smi.list_gi_profiles()) == 12
+    assert len(smi.list_gi_placements()) == 12
+    assert len(smi.list_gis()) == 5
+    assert len(smi.list_ci_profiles()) > 5
+    assert len(smi.list_ci_placements(1, gi=1)) == 4
+    assert len(smi.list_cis()) == 6
+    assert len(smi.list_mig_devices()) == 6
+    assert sum(len(gpu.mig_devices) for gpu in smi.list_gpus()) == 6
+    assert [mode.current for mode in smi.mig_mode()] == [True, True]
+
+
+def test_placements_as_recorded_on_the_a100() -> None:
+    # realdata A100 80GB: two 3g GIs get ids 1 and 2 at 4:4 and 0:4 (ids not in placement order).
+    smi = smimig.Smi(runner=SimulatedRunner("A100-40GB", mig=True))
+    smi.create_gi(0, ["3g.20gb", "3g.20gb"])
+    assert [(gi.id, gi.placement) for gi in smi.list_gis()] == [(1, Placement(4, 4)), (2, Placement(0, 4))]
+
+
+def test_rules_and_failures() -> None:
+    smi = smimig.Smi(runner=SimulatedRunner("A30", gpus=2))
+    assert smi.list_gis() == []  # MIG off: "No MIG-enabled devices found."
+    with pytest.raises(smimig.MigOperationError) as off:
+        smi.create_gi(0, ["1g.6gb"])
+    assert off.value.completed == ()
+    smi.enable_mig(0)
+    assert smi.list_gis(0) == []  # "No GPU instances found: Not Found" (exit 6) is an empty list
+    with pytest.raises(smimig.MigOperationError) as unknown:
+        smi.create_gi(0, ["3g.40gb"])
+    assert [f.reason for f in unknown.value.failures] == ["Invalid Argument", "Invalid Argument"]
+    with pytest.raises(smimig.MigOperationError) as full:
+        smi.create_gi(0, ["2g.12gb", "2g.12gb", "1g.6gb"])
+    assert [gi.id for gi in full.value.completed] == [1, 2]
+    assert full.value.failures[0].reason == "Insufficient Resources"
+    assert [p.free for p in smi.list_gi_profiles(0)] == [0, 0, 0, 0, 0]
+    smi.create_ci(0, 1)
+    with pytest.raises(smimig.MigOperationError) as busy:
+        smi.destroy_gi(0, gi=1)
+    assert busy.value.failures[0].reason == "In use by another client"
+    with pytest.raises(smimig.MigOperationError) as placed:
+        smi.create_gi(0, [("1g.6gb", 0)])
+    assert placed.value.failures[0].reason == "Insufficient Resources"
+    with pytest.raises(smimig.NvidiaSmiError) as missing:
+        smi.list_gis(7)
+    assert (missing.value.returncode, missing.value.message) == (6, "No devices were found")
+    assert [d.id for d in smi.destroy_ci(0)] == [0]
+    assert [d.id for d in smi.destroy_gi(0)] == [1, 2]
+    assert smi.disable_mig(0)[0].enabled is False
+
+
+def test_media_engines_are_exclusive() -> None:
+    smi = smimig.Smi(runner=SimulatedRunner("A30", mig=True))
+    smi.create_gi(0, ["1g.6gb+me"])
+    free = {profile.name: profile.free for profile in smi.list_gi_profiles(0)}
+    assert free == {
+        "MIG 1g.6gb": 3,
+        "MIG 1g.6gb+me": 0,
+        "MIG 2g.12gb": 1,
+        "MIG 2g.12gb+me": 0,
+        "MIG 4g.24gb": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [("A30x4", ("A30", 4)), ("H100-80GB", ("H100-80GB", 1)), ("a100-40gbx2", ("a100-40gb", 2))],
+)
+def test_node_spec(spec: str, expected: tuple[str, int]) -> None:
+    assert parse_node_spec(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["V100x2", "A30x0", "A30x", "x4", "A30x99"])
+def test_bad_node_spec(spec: str) -> None:
+    with pytest.raises(ValueError, match=r"node spec|unknown GPU model"):
+        parse_node_spec(spec)
+
+
+def test_runner_is_a_runner() -> None:
+    assert isinstance(SimulatedRunner(), smimig.Runner)
+    assert parsers.parse_gpu_list(SimulatedRunner("A30", gpus=9).run(["-L"]).stdout)[8].index == 8
