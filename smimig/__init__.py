@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from smimig.client import Ids, Smi, default_client
+from smimig.display import Listing
 from smimig.errors import (
     MigOperationError,
     NvidiaSmiError,
@@ -45,12 +46,20 @@ from smimig.models import (
 )
 from smimig.runner import Runner, RunResult, SubprocessRunner
 from smimig.specs import CiProfileSpec, GiProfileSpec
+from smimig.status import (
+    ComputeInstanceStatus,
+    GpuInstanceStatus,
+    GpuStatus,
+    MigDeviceInfo,
+    NodeStatus,
+)
 
 __all__ = [
     "CiProfileSpec",
     "ComputeInstance",
     "ComputeInstancePlacements",
     "ComputeInstanceProfile",
+    "ComputeInstanceStatus",
     "CreatedComputeInstance",
     "CreatedGpuInstance",
     "DestroyedComputeInstance",
@@ -60,12 +69,17 @@ __all__ = [
     "GpuInstance",
     "GpuInstancePlacements",
     "GpuInstanceProfile",
+    "GpuInstanceStatus",
+    "GpuStatus",
     "Ids",
+    "Listing",
     "MigDevice",
+    "MigDeviceInfo",
     "MigDeviceUsage",
     "MigMode",
     "MigModeChange",
     "MigOperationError",
+    "NodeStatus",
     "NvidiaSmiError",
     "NvidiaSmiNotFound",
     "NvidiaSmiTimeout",
@@ -83,6 +97,7 @@ __all__ = [
     "create_gi",
     "destroy_ci",
     "destroy_gi",
+    "devices",
     "disable_mig",
     "enable_mig",
     "list_ci_placements",
@@ -94,6 +109,7 @@ __all__ = [
     "list_gpus",
     "list_mig_devices",
     "mig_mode",
+    "status",
 ]
 
 __version__ = "0.1.0"
@@ -174,3 +190,13 @@ def destroy_ci(gpu: Ids = None, gi: Ids = None, ci: Ids = None) -> list[Destroye
 def destroy_gi(gpu: Ids = None, gi: Ids = None) -> list[DestroyedGpuInstance]:
     """Destroy GPU instances. See :meth:`Smi.destroy_gi`. Command: ``nvidia-smi mig -dgi``"""
     return default_client().destroy_gi(gpu, gi)
+
+
+def devices(gpu: Ids = None) -> list[MigDeviceInfo]:
+    """The MIG devices with their ids and UUIDs. See :meth:`Smi.devices`. Command: ``nvidia-smi -L``"""
+    return default_client().devices(gpu)
+
+
+def status(gpu: Ids = None) -> NodeStatus:
+    """The node's MIG state at a glance. See :meth:`Smi.status`."""
+    return default_client().status(gpu)

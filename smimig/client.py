@@ -12,6 +12,7 @@ from typing import Callable, TypeVar, Union
 import attrs
 
 from smimig import parsers
+from smimig.display import Listing
 from smimig.errors import MigOperationError, NvidiaSmiError, ParseError, PermissionDenied
 from smimig.models import (
     ComputeInstance,
@@ -33,6 +34,7 @@ from smimig.models import (
 from smimig.parsers._common import EMPTY_LISTINGS, is_empty_message
 from smimig.runner import DEFAULT_TIMEOUT, Runner, RunResult, SubprocessRunner
 from smimig.specs import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_list
+from smimig.status import MigDeviceInfo, NodeStatus, build_devices, build_status
 
 __all__ = ["Ids", "Smi", "default_client", "validate_ids"]
 
@@ -137,8 +139,8 @@ class Smi:
         if result.returncode != 0 and is_empty_message(result.stdout + result.stderr, EMPTY_LISTINGS):
             # "No GPU instances found: Not Found" may come with exit code 6 (NVML's NOT_FOUND): that is
             # an empty listing, not a failure.
-            return parser(result.stdout + result.stderr)
-        return parser(self.run(args, result=result).stdout)
+            return Listing(parser(result.stdout + result.stderr))
+        return Listing(parser(self.run(args, result=result).stdout))
 
     # -- listings --------------------------------------------------------------------------------
 
@@ -154,7 +156,7 @@ class Smi:
         """
         wanted = validate_ids(gpu, "gpu")
         gpus = self._listing(["-L"], parsers.parse_gpu_list)
-        return gpus if wanted is None else [item for item in gpus if item.index in wanted]
+        return gpus if wanted is None else Listing(item for item in gpus if item.index in wanted)
 
     def mig_mode(self, gpu: Ids = None) -> list[MigMode]:
         """Each GPU's MIG mode, current and pending.
@@ -255,6 +257,42 @@ class Smi:
         ]
         return self._listing(args, parser)
 
+    # -- views -----------------------------------------------------------------------------------
+
+    def devices(self, gpu: Ids = None) -> list[MigDeviceInfo]:
+        """The MIG devices, each with its GPU, GI and CI ids, profile name and UUID.
+
+        ``-L`` gives each device's UUID by index; the "MIG devices:" table of plain nvidia-smi ties each
+        index to its GI and CI.
+
+        >>> smimig.devices(0)[0]
+        MigDeviceInfo(gpu=0, gi=1, ci=0, index=0, uuid='MIG-89b757f7-…', name='MIG 1c.2g.12gb')
+
+        Command line equivalent: ``nvidia-smi -L`` and ``nvidia-smi [-i N]``
+        """
+        return Listing(build_devices(self.list_gpus(gpu), self.list_mig_devices(gpu)))
+
+    def status(self, gpu: Ids = None) -> NodeStatus:
+        """Everything at a glance: each GPU's mode, GPU instances, compute instances, device UUIDs and
+        the room left per profile. Prints as a tree; shows as tables in Jupyter.
+
+        Command line equivalent: ``nvidia-smi -L``, ``--query-gpu=…mig.mode…``, ``nvidia-smi mig -lgi``,
+        ``-lci``, ``-lgip`` and ``nvidia-smi``, read side by side
+        """
+        gpus = self.list_gpus(gpu)
+        modes = self.mig_mode(gpu)
+        mig_gpus = [mode.gpu for mode in modes if mode.current]
+        if not mig_gpus:
+            return build_status(gpus=gpus, modes=modes, gis=[], cis=[], profiles=[], usage=[])
+        return build_status(
+            gpus=gpus,
+            modes=modes,
+            gis=self.list_gis(mig_gpus),
+            cis=self.list_cis(mig_gpus),
+            profiles=self.list_gi_profiles(mig_gpus),
+            usage=self.list_mig_devices(mig_gpus),
+        )
+
     # -- changes ---------------------------------------------------------------------------------
 
     def enable_mig(self, gpu: int | Sequence[int]) -> list[MigModeChange]:
@@ -286,7 +324,7 @@ class Smi:
         gpus = validate_ids(gpu, "gpu")
         if gpus is None:
             raise ValueError("gpu must name the GPUs whose MIG mode changes; None is not allowed here")
-        changes: list[MigModeChange] = []
+        changes: list[MigModeChange] = Listing()
         for index in gpus:
             args = ["-i", str(index), "-mig", "1" if enabled else "0"]
             output = self._mutate(args, parsers.parse_set_mig_mode, done_before=changes)
@@ -401,7 +439,7 @@ class Smi:
                 result.args, result.returncode, result.stdout, result.stderr, completed=done_before
             ) from None
         if result.returncode == 0 and not output.failures:
-            return list(output.completed)
+            return Listing(output.completed)
         denied = any(failure.reason == "Insufficient Permissions" for failure in output.failures)
         error = PermissionDenied if denied else MigOperationError
         raise error(

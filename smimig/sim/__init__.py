@@ -33,15 +33,28 @@ atomically, so separate processes see one consistent node: point ``SMIMIG_NVIDIA
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import tempfile
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from smimig.runner import RunResult
 from smimig.sim.catalog import MODELS, GpuModel, model_named
 from smimig.sim.nvsmi import run
 from smimig.sim.state import Node
 
-__all__ = ["MODELS", "GpuModel", "Node", "SimulatedRunner", "model_named", "parse_node_spec"]
+__all__ = [
+    "MODELS",
+    "GpuModel",
+    "Node",
+    "SimulatedRunner",
+    "StateFileRunner",
+    "model_named",
+    "parse_node_spec",
+]
 
 
 def parse_node_spec(spec: str) -> tuple[str, int]:
@@ -75,4 +88,57 @@ class SimulatedRunner:
         """Answer nvidia-smi's ``args`` from the simulated node."""
         with self._lock:
             returncode, stdout, stderr = run(self.node, list(args))
+        return RunResult(("nvidia-smi", *args), returncode, stdout, stderr)
+
+
+def _write_atomically(path: Path, data: dict[str, object]) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(data, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class StateFileRunner:
+    """A :class:`smimig.Runner` over a simulated node kept in a JSON file, shared by processes.
+
+    Each call takes an exclusive lock on ``<path>.lock`` for the whole read-change-write and replaces the
+    file atomically, so concurrent callers never see or leave a half-written state. The node is created
+    (``gpus`` GPUs of ``model``, MIG off) when the file does not exist yet.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], model: str = "A30", gpus: int = 4) -> None:
+        self.path = Path(path)
+        self.model = model
+        self.gpus = gpus
+
+    def __repr__(self) -> str:
+        return f"StateFileRunner({str(self.path)!r}, {self.model!r}, gpus={self.gpus})"
+
+    def reset(self) -> None:
+        """Start over: a fresh node of the configured model, MIG off."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(str(self.path) + ".lock", "a+", encoding="utf-8") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            _write_atomically(self.path, Node.new(self.model, self.gpus).to_json())
+
+    def run(self, args: Sequence[str]) -> RunResult:
+        """Answer nvidia-smi's ``args`` from the node in the file, saving any change."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(str(self.path) + ".lock", "a+", encoding="utf-8") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            if self.path.exists():
+                node = Node.from_json(json.loads(self.path.read_text(encoding="utf-8")))
+            else:
+                node = Node.new(self.model, self.gpus)
+            before = node.to_json()
+            returncode, stdout, stderr = run(node, list(args))
+            after = node.to_json()
+            if after != before or not self.path.exists():
+                _write_atomically(self.path, after)
         return RunResult(("nvidia-smi", *args), returncode, stdout, stderr)

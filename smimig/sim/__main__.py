@@ -13,19 +13,15 @@ calls never see or leave a half-written state.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from smimig.sim import parse_node_spec
-from smimig.sim.nvsmi import run
-from smimig.sim.state import Node
+from smimig.sim import StateFileRunner, parse_node_spec
 
 __all__ = ["default_state_path", "main"]
+
 
 STATE_ENV = "SMIMIG_SIM_STATE"
 MODEL_ENV = "SMIMIG_SIM_MODEL"
@@ -38,19 +34,6 @@ def default_state_path() -> Path:
         return Path(os.environ[STATE_ENV])
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "smimig" / "smimig-sim.json"
-
-
-def _write_atomically(path: Path, data: dict[str, object]) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _split_options(argv: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -76,21 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"smimig-sim: {error}", file=sys.stderr)
         return 2
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(str(path) + ".lock", "a+", encoding="utf-8") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        if path.exists() and "reset" not in own:
-            node = Node.from_json(json.loads(path.read_text(encoding="utf-8")))
-        else:
-            node = Node.new(model, gpus)
-        before = node.to_json()
-        returncode, stdout, stderr = run(node, args) if args or "reset" not in own else (0, "", "")
-        after = node.to_json()
-        if after != before or not path.exists() or "reset" in own:
-            _write_atomically(path, after)
-    sys.stdout.write(stdout)
-    sys.stderr.write(stderr)
-    return returncode
+    runner = StateFileRunner(path, model, gpus)
+    if "reset" in own:
+        runner.reset()
+    if not args and "reset" in own:
+        return 0
+    result = runner.run(args)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.returncode
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""How results look: plain text tables (tabulate) for ``print()``, HTML tables for Jupyter.
+
+A :class:`Listing` is a ``list`` of models (it still compares, indexes and iterates as one) that also knows
+how to show itself. tabulate is imported only when something is shown, never at ``import smimig``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+import attrs
+
+__all__ = ["Listing", "cell_text", "rows_of"]
+
+T = TypeVar("T")
+
+
+def cell_text(value: object) -> str:
+    """One value as a table cell: placements as ``start:size``, nested models by count, bools as yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        if value and attrs.has(type(value[0])):
+            return str(len(value))
+        return ", ".join(cell_text(item) for item in value)
+    return str(value)
+
+
+def rows_of(items: Iterable[object]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows for a sequence of attrs models (the field names, in order)."""
+    items = list(items)
+    if not items:
+        return [], []
+    model: Any = type(items[0])
+    fields = [field.name for field in attrs.fields(model)]
+    return fields, [[cell_text(getattr(item, name)) for name in fields] for item in items]
+
+
+class Listing(list[T]):
+    """A list of models that prints as a table and shows as an HTML table in Jupyter."""
+
+    def __str__(self) -> str:
+        if not self:
+            return "(none)"
+        from tabulate import tabulate  # noqa: PLC0415  # lazily: only when shown
+
+        header, rows = rows_of(self)
+        return str(tabulate(rows, headers=header, tablefmt="simple", disable_numparse=True))
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return "<p><em>(none)</em></p>"
+        header, rows = rows_of(self)
+        head = "".join(f"<th>{html.escape(name)}</th>" for name in header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # noqa: ANN401  # IPython's printer
+        printer.text(str(self) if not cycle else "[...]")

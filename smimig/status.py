@@ -1,0 +1,202 @@
+"""One view of a node's MIG state: GPUs, their mode, GPU instances, compute instances and device UUIDs.
+
+``Smi.status()`` reads ``-L``, the MIG mode query, ``-lgi``, ``-lci``, ``-lgip`` and plain ``nvidia-smi``
+(whose "MIG devices:" table ties each MIG device index to its GI and CI) and joins them here, in
+:func:`build_status`, a pure function of those listings.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import attrs
+
+from smimig.models import (
+    ComputeInstance,
+    Gpu,
+    GpuInstance,
+    GpuInstanceProfile,
+    MigDeviceUsage,
+    MigMode,
+)
+
+__all__ = [
+    "ComputeInstanceStatus",
+    "GpuInstanceStatus",
+    "GpuStatus",
+    "MigDeviceInfo",
+    "NodeStatus",
+    "build_devices",
+    "build_status",
+]
+
+
+@attrs.frozen
+class MigDeviceInfo:
+    """A MIG device: where it is (GPU, GI, CI), what it is, and the UUID for ``CUDA_VISIBLE_DEVICES``."""
+
+    gpu: int
+    gi: int
+    ci: int
+    index: int
+    uuid: str
+    name: str
+
+    @property
+    def cuda_visible_devices(self) -> str:
+        """The value to put in ``CUDA_VISIBLE_DEVICES`` to run a process on this device."""
+        return self.uuid
+
+
+@attrs.frozen
+class ComputeInstanceStatus:
+    """A compute instance and, when nvidia-smi lists it as a MIG device, that device."""
+
+    ci: ComputeInstance
+    device: MigDeviceInfo | None
+
+
+@attrs.frozen
+class GpuInstanceStatus:
+    gi: GpuInstance
+    compute_instances: tuple[ComputeInstanceStatus, ...]
+
+
+@attrs.frozen
+class GpuStatus:
+    """One GPU: identity, MIG mode, its GPU instances (with their CIs) and the room left per profile."""
+
+    gpu: Gpu
+    mode: MigMode
+    gpu_instances: tuple[GpuInstanceStatus, ...]
+    profiles: tuple[GpuInstanceProfile, ...]
+
+    @property
+    def mode_text(self) -> str:
+        if not self.mode.supported:
+            return "MIG not supported"
+        text = "MIG on" if self.mode.current else "MIG off"
+        if self.mode.is_pending:
+            text += f" (pending {'on' if self.mode.pending else 'off'}: needs a GPU reset or an idle GPU)"
+        return text
+
+
+@attrs.frozen
+class NodeStatus:
+    """Every GPU of the node; prints as a tree, shows as nested tables in Jupyter."""
+
+    gpus: tuple[GpuStatus, ...]
+
+    def lines(self) -> list[str]:
+        lines = []
+        for status in self.gpus:
+            gpu = status.gpu
+            lines.append(f"GPU {gpu.index}  {gpu.name}  {gpu.uuid}  {status.mode_text}")
+            for gi_status in status.gpu_instances:
+                gi = gi_status.gi
+                lines.append(
+                    f"  GI {gi.id:<2} {gi.name:<16} profile {gi.profile_id:<3} placement {gi.placement}"
+                )
+                for ci_status in gi_status.compute_instances:
+                    ci = ci_status.ci
+                    uuid = ci_status.device.uuid if ci_status.device else "(no MIG device listed)"
+                    lines.append(f"    CI {ci.id:<2} {ci.name:<16} placement {ci.placement}  {uuid}")
+                if not gi_status.compute_instances:
+                    lines.append("    (no compute instance: create one to get a MIG device)")
+            if status.mode.current and not status.gpu_instances:
+                lines.append("  (no GPU instances)")
+            if status.profiles:
+                free = ", ".join(f"{p.short_name} {p.free}/{p.total}" for p in status.profiles)
+                lines.append(f"  free: {free}")
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines()) if self.gpus else "(no GPUs)"
+
+    def _repr_html_(self) -> str:
+        parts = []
+        for status in self.gpus:
+            gpu = status.gpu
+            parts.append(
+                f"<h4>GPU {gpu.index}: {html.escape(gpu.name)} <small>{html.escape(gpu.uuid)}</small>"
+                f" — {html.escape(status.mode_text)}</h4>"
+            )
+            rows = []
+            for gi_status in status.gpu_instances:
+                gi = gi_status.gi
+                cis = gi_status.compute_instances or (None,)
+                for ci_status in cis:
+                    ci_cells = (
+                        [
+                            str(ci_status.ci.id),
+                            ci_status.ci.name,
+                            str(ci_status.ci.placement),
+                            ci_status.device.uuid if ci_status.device else "",
+                        ]
+                        if ci_status
+                        else ["", "", "", ""]
+                    )
+                    cells = [str(gi.id), gi.name, str(gi.placement), *ci_cells]
+                    rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+            if rows:
+                head = "".join(
+                    f"<th>{name}</th>"
+                    for name in (
+                        "GI",
+                        "profile",
+                        "placement",
+                        "CI",
+                        "CI profile",
+                        "CI placement",
+                        "MIG device UUID",
+                    )
+                )
+                parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+            if status.profiles:
+                free = ", ".join(f"{html.escape(p.short_name)} {p.free}/{p.total}" for p in status.profiles)
+                parts.append(f"<p>free: {free}</p>")
+        return "".join(parts) or "<p><em>(no GPUs)</em></p>"
+
+
+def build_devices(gpus: Sequence[Gpu], usage: Sequence[MigDeviceUsage]) -> list[MigDeviceInfo]:
+    """Join ``-L`` (device index -> UUID, name) with the "MIG devices:" table (index -> GI, CI)."""
+    by_index = {(device.gpu, device.index): device for gpu in gpus for device in gpu.mig_devices}
+    devices = []
+    for row in usage:
+        device = by_index.get((row.gpu, row.index))
+        if device is not None:
+            devices.append(MigDeviceInfo(row.gpu, row.gi, row.ci, row.index, device.uuid, device.name))
+    return devices
+
+
+def build_status(
+    *,
+    gpus: Sequence[Gpu],
+    modes: Sequence[MigMode],
+    gis: Sequence[GpuInstance],
+    cis: Sequence[ComputeInstance],
+    profiles: Sequence[GpuInstanceProfile],
+    usage: Sequence[MigDeviceUsage],
+) -> NodeStatus:
+    """Join the listings into one :class:`NodeStatus`."""
+    mode_of = {mode.gpu: mode for mode in modes}
+    devices = {(device.gpu, device.gi, device.ci): device for device in build_devices(gpus, usage)}
+    statuses = []
+    for gpu in gpus:
+        gi_statuses = tuple(
+            GpuInstanceStatus(
+                gi,
+                tuple(
+                    ComputeInstanceStatus(ci, devices.get((gpu.index, gi.id, ci.id)))
+                    for ci in cis
+                    if (ci.gpu, ci.gi) == (gpu.index, gi.id)
+                ),
+            )
+            for gi in gis
+            if gi.gpu == gpu.index
+        )
+        mode = mode_of.get(gpu.index, MigMode(gpu.index, None, False, False, supported=False))
+        own_profiles = tuple(profile for profile in profiles if profile.gpu == gpu.index)
+        statuses.append(GpuStatus(gpu, mode, gi_statuses, own_profiles))
+    return NodeStatus(tuple(statuses))

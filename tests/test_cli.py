@@ -1,0 +1,240 @@
+"""The smimig command, run as a user runs it: the console script in a subprocess, against the simulator."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smimig import cli
+from smimig.runner import ENV_VAR
+from tests.fixtures import recording, text_of
+
+# The console script installed beside this interpreter (pip install . puts it there), else on PATH.
+_BESIDE = Path(sys.executable).parent / "smimig"
+SMIMIG = str(_BESIDE) if _BESIDE.exists() else shutil.which("smimig") or ""
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Any:
+    """``run("status", ...)`` runs ``smimig --simulate A30x4 …`` with its own cache directory."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop(ENV_VAR, None)
+
+    def smimig(*args: str, simulate: str | None = "A30x4") -> subprocess.CompletedProcess[str]:
+        prefix = [SMIMIG] if SMIMIG else [sys.executable, "-m", "smimig"]
+        extra = ["--simulate", simulate] if simulate else []
+        return subprocess.run(
+            [*prefix, *extra, *args], capture_output=True, text=True, env=env, check=False, timeout=60
+        )
+
+    return smimig
+
+
+def test_console_script_is_installed() -> None:
+    assert SMIMIG, "pip install . puts 'smimig' on PATH"
+
+
+def test_status_is_the_default(run: Any) -> None:
+    result = run()
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        "GPU 0  NVIDIA A30  GPU-d8430827-89da-89df-1d70-bde0c9883859  MIG off",
+        "GPU 1  NVIDIA A30  GPU-d1ee693e-571b-7664-f22b-1312585630d0  MIG off",
+        "GPU 2  NVIDIA A30  GPU-fc7c8f73-47c4-7b21-c9da-858462fa0433  MIG off",
+        "GPU 3  NVIDIA A30  GPU-bef3638b-2c97-ea4b-83d9-b1a6b7d2fc29  MIG off",
+    ]
+
+
+def test_seed_walkthrough_through_the_cli(run: Any) -> None:
+    assert run("mode", "on", "-i", "0").returncode == 0
+    created = run("create-gi", "5", "5", "-i", "0", "-C", "--json")
+    assert created.returncode == 0
+    assert [(gi["id"], len(gi["compute_instances"])) for gi in json.loads(created.stdout)] == [(1, 1), (2, 1)]
+    assert run("destroy-ci", "-i", "0").returncode == 0
+    assert run("create-ci", "--gi", "1", "0", "0", "-i", "0").returncode == 0
+    assert run("create-ci", "--gi", "2", "1c.2g.12gb", "1c.2g.12gb", "-i", "0").returncode == 0
+    status = run("status")
+    assert status.stdout.splitlines()[:8] == [
+        "GPU 0  NVIDIA A30  GPU-d8430827-89da-89df-1d70-bde0c9883859  MIG on",
+        "  GI 1  MIG 2g.12gb      profile 5   placement 0:2",
+        "    CI 0  MIG 1c.2g.12gb   placement 0:1  MIG-89b757f7-3c4c-5b1c-9476-a11b14aa9308",
+        "    CI 1  MIG 1c.2g.12gb   placement 1:1  MIG-bdf043cc-8668-599c-95b0-5b640d416440",
+        "  GI 2  MIG 2g.12gb      profile 5   placement 2:2",
+        "    CI 0  MIG 1c.2g.12gb   placement 0:1  MIG-6df26cf8-a984-58d3-978e-acb0c808d513",
+        "    CI 1  MIG 1c.2g.12gb   placement 1:1  MIG-6f79e1f8-f1ed-5121-976a-4ff3f0df8634",
+        "  free: 1g.6gb 0/4, 1g.6gb+me 0/1, 2g.12gb 0/2, 2g.12gb+me 0/1, 4g.24gb 0/1",
+    ]
+    devices = json.loads(run("devices", "--json").stdout)
+    assert [device["uuid"] for device in devices][:1] == ["MIG-89b757f7-3c4c-5b1c-9476-a11b14aa9308"]
+    assert set(devices[0]) == {"gpu", "gi", "ci", "index", "uuid", "name"}
+    assert run("destroy-ci").returncode == 0
+    destroyed = run("destroy-gi", "--json")
+    assert json.loads(destroyed.stdout) == [{"gpu": 0, "id": 1}, {"gpu": 0, "id": 2}]
+    assert run("--reset-simulation", "gis").stdout == "(none)\n"
+
+
+def test_listings_print_tables(run: Any) -> None:
+    run("mode", "on", "-i", "0")
+    run("create-gi", "2g.12gb", "-i", "0")
+    table = run("gis").stdout.splitlines()
+    assert table[0].split() == ["gpu", "name", "profile_id", "id", "placement"]
+    assert table[2].split() == ["0", "MIG", "2g.12gb", "5", "1", "0:2"]
+    profiles = json.loads(run("profiles", "--json", "-i", "0").stdout)
+    assert [(p["name"], p["free"], p["total"]) for p in profiles][2] == ("MIG 2g.12gb", 1, 2)
+    ci_profiles = json.loads(run("profiles", "--gi", "1", "--json").stdout)
+    assert [(p["name"], p["is_default"]) for p in ci_profiles] == [
+        ("MIG 1c.2g.12gb", False),
+        ("MIG 2g.12gb", True),
+    ]
+    placements = json.loads(run("placements", "--json").stdout)
+    assert placements[0] == {
+        "gpu": 0,
+        "profile_id": 14,
+        "placements": [{"start": s, "size": 1} for s in range(4)],
+    }
+    assert json.loads(run("gpus", "--json", "-i", "1").stdout)[0]["index"] == 1
+
+
+def test_partial_failure_exit_code_and_message(run: Any) -> None:
+    run("mode", "on", "-i", "0")
+    result = run("create-gi", "2g.12gb", "2g.12gb", "1g.6gb", "-i", "0")
+    assert result.returncode == cli.EXIT_PARTIAL
+    assert result.stderr.splitlines() == [
+        "smimig: nvidia-smi mig -i 0 -cgi 2g.12gb,2g.12gb,1g.6gb failed part-way: 2 change(s) were made before it.",
+        "  done: CreatedGpuInstance(gpu=0, id=1, profile_name='MIG 2g.12gb', profile_id=5, compute_instances=())",
+        "  done: CreatedGpuInstance(gpu=0, id=2, profile_name='MIG 2g.12gb', profile_id=5, compute_instances=())",
+        "  nvidia-smi: Unable to create a GPU instance on GPU  0 using profile 1g.6gb: Insufficient Resources",
+        "  nvidia-smi: Failed to create GPU instances: Insufficient Resources",
+    ]
+    refused = run("destroy-gi", "-i", "0", "--gi", "7")
+    assert refused.returncode == cli.EXIT_NVIDIA_SMI
+    assert "nothing was changed" in refused.stderr
+
+
+def test_nvidia_smi_failure_exit_code(run: Any) -> None:
+    result = run("gis", "-i", "9")
+    assert result.returncode == cli.EXIT_NVIDIA_SMI
+    assert (
+        result.stderr
+        == "smimig: nvidia-smi mig -i 9 -lgi failed with exit code 6.\n  nvidia-smi: No devices were found\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["create-gi", "5,7", "-i", "0"],
+        ["create-gi", "$(reboot)", "-i", "0"],
+        ["create-gi", "5"],
+        ["gis", "-i", "x"],
+        ["mode", "maybe", "-i", "0"],
+        ["create-ci", "-i", "0"],
+        ["frobnicate"],
+    ],
+)
+def test_bad_arguments_are_usage_errors(run: Any, args: list[str]) -> None:
+    result = run(*args)
+    assert result.returncode == cli.EXIT_USAGE
+    assert result.stdout == ""
+    assert result.stderr.startswith(("usage:", "smimig:"))
+
+
+def test_bad_simulation_spec(run: Any) -> None:
+    result = run("status", simulate="V100x2")
+    assert (result.returncode, result.stderr.strip()) == (
+        cli.EXIT_USAGE,
+        "smimig: unknown GPU model 'V100'; known: A100-40GB, A30, H100-80GB",
+    )
+
+
+def test_help_reads_well(run: Any) -> None:
+    result = run("--help", simulate=None)
+    assert result.returncode == 0
+    for command in (
+        "status",
+        "gpus",
+        "profiles",
+        "placements",
+        "gis",
+        "cis",
+        "devices",
+        "mode",
+        "create-gi",
+        "create-ci",
+        "destroy-ci",
+        "destroy-gi",
+    ):
+        assert f"    {command} " in result.stdout
+    assert "exit codes:" in result.stdout
+
+
+def test_python_dash_m(run: Any, tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [sys.executable, "-m", "smimig", "--simulate", "H100-80GB", "profiles", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert [p["name"] for p in json.loads(result.stdout)][-1] == "MIG 7g.80gb"
+
+
+# -- the real-binary paths, in process, with pytest-subprocess --------------------------------------
+
+
+def test_real_binary_paths(fp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "/opt/fake/nvidia-smi")
+    fp.register(["/opt/fake/nvidia-smi", "mig", "-i", "0", "-lgi"], stdout=text_of("a30-driver545/lgi.txt"))
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["gis", "-i", "0", "--json"], out, err) == cli.EXIT_OK
+    assert [gi["placement"] for gi in json.loads(out.getvalue())] == [
+        {"start": 0, "size": 2},
+        {"start": 2, "size": 2},
+    ]
+
+
+def test_sudo_and_parse_failure(fp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "/opt/fake/nvidia-smi")
+    fp.register(["sudo", "-n", "/opt/fake/nvidia-smi", "mig", "-lgi"], stdout="something new\n")
+    err = io.StringIO()
+    assert cli.main(["--sudo", "gis"], io.StringIO(), err) == cli.EXIT_PARSE
+    assert "does not understand" in err.getvalue()
+
+
+def test_permission_denied_suggests_sudo(fp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "/opt/fake/nvidia-smi")
+    stdout = text_of("synthetic/mig1-permissions.txt")
+    fp.register(["/opt/fake/nvidia-smi", "-i", "0", "-mig", "1"], stdout=stdout, returncode=4)
+    err = io.StringIO()
+    assert cli.main(["mode", "on", "-i", "0"], io.StringIO(), err) == cli.EXIT_NVIDIA_SMI
+    assert "--sudo" in err.getvalue()
+
+
+def test_missing_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "nothing-here"))
+    err = io.StringIO()
+    assert cli.main(["status"], io.StringIO(), err) == cli.EXIT_NVIDIA_SMI
+    assert "SMIMIG_NVIDIA_SMI" in err.getvalue()
+
+
+def test_recorded_error_text(fp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "/opt/fake/nvidia-smi")
+    stdout, stderr, returncode = recording("h100-80gb-driver580", "lgip_i9")
+    fp.register(
+        ["/opt/fake/nvidia-smi", "mig", "-i", "9", "-lgip"],
+        stdout=stdout,
+        stderr=stderr,
+        returncode=returncode,
+    )
+    err = io.StringIO()
+    assert cli.main(["profiles", "-i", "9"], io.StringIO(), err) == cli.EXIT_NVIDIA_SMI
+    assert err.getvalue().endswith("  nvidia-smi: No devices were found\n")
