@@ -24,6 +24,8 @@ from smimig.errors import (
     PermissionDenied,
     SmimigError,
 )
+from smimig.jobs import DeviceRun, cuda_visible_devices, device_env, run_on_each
+from smimig.layout import GiSpec, Layout, LayoutError, MigPartedDevice
 from smimig.models import (
     ComputeInstance,
     ComputeInstancePlacements,
@@ -36,6 +38,7 @@ from smimig.models import (
     GpuInstance,
     GpuInstancePlacements,
     GpuInstanceProfile,
+    GpuProcess,
     MigDevice,
     MigDeviceUsage,
     MigMode,
@@ -44,6 +47,7 @@ from smimig.models import (
     OperationOutput,
     Placement,
 )
+from smimig.planner import ApplyResult, GpuPlan, InstanceBusy, Plan, Step, apply, export, load_layout, plan
 from smimig.runner import Runner, RunResult, SubprocessRunner
 from smimig.specs import CiProfileSpec, GiProfileSpec
 from smimig.status import (
@@ -55,6 +59,7 @@ from smimig.status import (
 )
 
 __all__ = [
+    "ApplyResult",
     "CiProfileSpec",
     "ComputeInstance",
     "ComputeInstancePlacements",
@@ -64,14 +69,21 @@ __all__ = [
     "CreatedGpuInstance",
     "DestroyedComputeInstance",
     "DestroyedGpuInstance",
+    "DeviceRun",
     "GiProfileSpec",
+    "GiSpec",
     "Gpu",
     "GpuInstance",
     "GpuInstancePlacements",
     "GpuInstanceProfile",
     "GpuInstanceStatus",
+    "GpuPlan",
+    "GpuProcess",
     "GpuStatus",
     "Ids",
+    "InstanceBusy",
+    "Layout",
+    "LayoutError",
     "Listing",
     "MigDevice",
     "MigDeviceInfo",
@@ -79,6 +91,7 @@ __all__ = [
     "MigMode",
     "MigModeChange",
     "MigOperationError",
+    "MigPartedDevice",
     "NodeStatus",
     "NvidiaSmiError",
     "NvidiaSmiNotFound",
@@ -88,18 +101,24 @@ __all__ = [
     "ParseError",
     "PermissionDenied",
     "Placement",
+    "Plan",
     "RunResult",
     "Runner",
     "Smi",
     "SmimigError",
+    "Step",
     "SubprocessRunner",
+    "apply",
     "create_ci",
     "create_gi",
+    "cuda_visible_devices",
     "destroy_ci",
     "destroy_gi",
+    "device_env",
     "devices",
     "disable_mig",
     "enable_mig",
+    "export",
     "list_ci_placements",
     "list_ci_profiles",
     "list_cis",
@@ -108,7 +127,11 @@ __all__ = [
     "list_gis",
     "list_gpus",
     "list_mig_devices",
+    "list_processes",
+    "load_layout",
     "mig_mode",
+    "plan",
+    "run_on_each",
     "status",
 ]
 
@@ -175,9 +198,7 @@ def create_gi(gpu: int, profiles: Sequence[GiProfileSpec], ci: bool = False) -> 
     return default_client().create_gi(gpu, profiles, ci=ci)
 
 
-def create_ci(
-    gpu: int, gi: int, profiles: Sequence[CiProfileSpec] | None = None
-) -> list[CreatedComputeInstance]:
+def create_ci(gpu: int, gi: int, profiles: Sequence[CiProfileSpec] | None = None) -> list[CreatedComputeInstance]:
     """Create compute instances. See :meth:`Smi.create_ci`. Command: ``nvidia-smi mig -i N -gi G -cci …``"""
     return default_client().create_ci(gpu, gi, profiles)
 
@@ -200,3 +221,8 @@ def devices(gpu: Ids = None) -> list[MigDeviceInfo]:
 def status(gpu: Ids = None) -> NodeStatus:
     """The node's MIG state at a glance. See :meth:`Smi.status`."""
     return default_client().status(gpu)
+
+
+def list_processes(gpu: Ids = None) -> list[GpuProcess]:
+    """Processes on the GPUs. See :meth:`Smi.list_processes`. Command: ``nvidia-smi``"""
+    return default_client().list_processes(gpu)

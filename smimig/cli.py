@@ -29,6 +29,7 @@ from smimig.errors import (
     ParseError,
     SmimigError,
 )
+from smimig.planner import InstanceBusy
 
 __all__ = [
     "EXIT_NVIDIA_SMI",
@@ -60,6 +61,9 @@ examples:
   smimig create-ci --gi 1 1c.2g.12gb 1c.2g.12gb -i 0
   smimig destroy-ci -i 0 && smimig destroy-gi -i 0
   smimig gis --json
+  smimig apply layout.yaml --dry-run     plan, explain, change nothing
+  smimig export > layout.yaml             the current state, to apply elsewhere or later
+  smimig run --each -- python train.py    one process per MIG device
 
 exit codes: 0 ok, 1 unexpected error, 2 usage, 3 nvidia-smi failed (nothing changed),
             4 output not understood, 5 partial success (what was done is listed)
@@ -156,18 +160,12 @@ def _parser() -> argparse.ArgumentParser:
     _gpu_option(sub, required=True)
 
     sub = command("create-gi", "create GPU instances (nvidia-smi mig -i N -cgi … [-C])")
-    sub.add_argument(
-        "profiles", nargs="+", metavar="PROFILE", help="id, name or name:start, e.g. 5, 2g.12gb, 9:0"
-    )
+    sub.add_argument("profiles", nargs="+", metavar="PROFILE", help="id, name or name:start, e.g. 5, 2g.12gb, 9:0")
     _gpu_option(sub, required=True, many=False)
-    sub.add_argument(
-        "-C", "--ci", dest="ci", action="store_true", help="also a default compute instance in each"
-    )
+    sub.add_argument("-C", "--ci", dest="ci", action="store_true", help="also a default compute instance in each")
 
     sub = command("create-ci", "create compute instances (nvidia-smi mig -i N -gi G -cci …)")
-    sub.add_argument(
-        "profiles", nargs="*", metavar="PROFILE", help="id or name (default: the default profile)"
-    )
+    sub.add_argument("profiles", nargs="*", metavar="PROFILE", help="id or name (default: the default profile)")
     _gpu_option(sub, required=True, many=False)
     sub.add_argument("--gi", type=_one_id, required=True, metavar="GI", help="GPU instance id")
 
@@ -179,6 +177,24 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("destroy-gi", "destroy GPU instances (nvidia-smi mig -dgi)")
     _gpu_option(sub)
     sub.add_argument("--gi", type=_ids, metavar="GI[,GI…]")
+
+    for name, help_text in (
+        ("plan", "show the steps that would bring the GPUs to a layout file"),
+        ("apply", "bring the GPUs to a layout file (only the steps needed; again: no change)"),
+    ):
+        sub = command(name, help_text)
+        sub.add_argument("file", type=Path, help="a layout (YAML or JSON), or a mig-parted config with --config")
+        sub.add_argument("--config", metavar="NAME", help="which config of a mig-parted file")
+        if name == "apply":
+            sub.add_argument("--dry-run", action="store_true", help="plan only, change nothing")
+            sub.add_argument("--force", action="store_true", help="destroy instances even if processes run on them")
+    sub = command("export", "the current state as a layout file (apply it to get back here)")
+    sub.add_argument("--format", choices=("yaml", "json", "mig-parted"), default="yaml")
+    sub.add_argument("--name", default="smimig", help="the config name, with --format mig-parted")
+    sub = command("run", "run a command on MIG devices with CUDA_VISIBLE_DEVICES set")
+    sub.add_argument("--each", action="store_true", required=True, help="one process per MIG device")
+    _gpu_option(sub)
+    sub.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD…")
     return parser
 
 
@@ -210,15 +226,23 @@ def _plain(value: object) -> object:
     return value
 
 
+class _Text(str):
+    """Already formatted output (export): printed as it is, with or without --json."""
+
+    __slots__ = ()
+
+
 def _show(result: object, as_json: bool, out: TextIO) -> None:
-    if as_json:
+    if isinstance(result, _Text):
+        out.write(f"{result}\n")
+    elif as_json:
         json.dump(_plain(result), out, indent=2)
         out.write("\n")
     else:
         out.write(f"{result}\n")
 
 
-def _run(options: argparse.Namespace, smi: smimig.Smi) -> object:
+def _run(options: argparse.Namespace, smi: smimig.Smi) -> object:  # noqa: PLR0911  # one return per command
     command = options.command or "status"
     gpu: Any = getattr(options, "gpu", None)  # required (so set) where the API needs one
     actions: dict[str, Callable[[], object]] = {
@@ -233,6 +257,20 @@ def _run(options: argparse.Namespace, smi: smimig.Smi) -> object:
         "destroy-ci": lambda: smi.destroy_ci(gpu, options.gi, options.ci),
         "destroy-gi": lambda: smi.destroy_gi(gpu, options.gi),
     }
+    if command == "plan":
+        return smimig.plan(smimig.load_layout(options.file, config=options.config, smi=smi), smi=smi)
+    if command == "apply":
+        layout = smimig.load_layout(options.file, config=options.config, smi=smi)
+        return smimig.apply(layout, dry_run=options.dry_run, force=options.force, smi=smi)
+    if command == "export":
+        layout = smimig.export(smi=smi)
+        if options.json or options.format == "json":
+            return _Text(layout.to_json().rstrip("\n"))
+        if options.format == "mig-parted":
+            from smimig.layout import _yaml  # noqa: PLC0415  # YAML only when asked for
+
+            return _Text(str(_yaml().safe_dump(layout.to_mig_parted(options.name), sort_keys=False)).rstrip("\n"))
+        return _Text(layout.to_yaml().rstrip("\n"))
     if command in ("profiles", "placements"):
         compute = options.ci or options.gi is not None
         if command == "profiles":
@@ -282,16 +320,43 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     err = err or sys.stderr
     parser = _parser()
     options = parser.parse_args(argv)
+    if options.command == "run":
+        return _run_each(options, parser, out, err)
     try:
         smi = _client(options)
         result = _run(options, smi)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         err.write(f"smimig: {error}\n")
         return EXIT_USAGE
+    except InstanceBusy as error:
+        err.write(f"smimig: {error}\n")
+        return EXIT_NVIDIA_SMI
     except SmimigError as error:
         return _report(error, err)
     _show(result, options.json, out)
     return EXIT_OK
+
+
+def _run_each(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO, err: TextIO) -> int:
+    command = options.cmd[1:] if options.cmd[:1] == ["--"] else options.cmd
+    if not command:
+        parser.error("run --each needs a command after --")
+    try:
+        smi = _client(options)
+        runs = smimig.run_on_each(command, options.gpu, smi=smi)
+    except (ValueError, OSError) as error:
+        err.write(f"smimig: {error}\n")
+        return EXIT_USAGE
+    except SmimigError as error:
+        return _report(error, err)
+    if not runs:
+        err.write("smimig: no MIG devices to run on\n")
+        return EXIT_USAGE
+    for run in runs:
+        out.write(
+            f"GPU {run.device.gpu} GI {run.device.gi} CI {run.device.ci} {run.device.uuid}: exit {run.returncode}\n"
+        )
+    return next((run.returncode or 0 for run in runs if run.returncode), EXIT_OK)
 
 
 def main_exit() -> None:

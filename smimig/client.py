@@ -5,6 +5,7 @@ Data flows one way: call -> argv -> :class:`~smimig.runner.Runner` -> text -> pa
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from typing import Callable, TypeVar, Union
@@ -26,6 +27,7 @@ from smimig.models import (
     GpuInstance,
     GpuInstancePlacements,
     GpuInstanceProfile,
+    GpuProcess,
     MigDeviceUsage,
     MigMode,
     MigModeChange,
@@ -242,6 +244,31 @@ class Smi:
         args = _selector("-i", validate_ids(gpu, "gpu"))
         return self._listing(args, parsers.parse_mig_devices)
 
+    def pci_device_ids(self, gpu: Ids = None) -> dict[int, str]:
+        """Each GPU's PCI device id (``0x20B010DE``), what mig-parted's ``device-filter`` selects by.
+
+        Command line equivalent: ``nvidia-smi --query-gpu=index,pci.device_id --format=csv,noheader``
+        """
+        args = [*_selector("-i", validate_ids(gpu, "gpu")), "--query-gpu=index,pci.device_id", "--format=csv,noheader"]
+        ids: dict[int, str] = {}
+        text = self.run(args).stdout
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            index, _, device_id = (part.strip() for part in line.partition(","))
+            if not index.isdigit() or not re.fullmatch(r"0x[0-9A-Fa-f]{8}", device_id):
+                raise ParseError("expected 'index, 0x…' in the PCI device id query", text, number)
+            ids[int(index)] = device_id
+        return ids
+
+    def list_processes(self, gpu: Ids = None) -> list[GpuProcess]:
+        """The processes running on the GPUs, with the GPU and compute instance each runs in.
+
+        Command line equivalent: ``nvidia-smi [-i N]`` (its "Processes:" table)
+        """
+        args = _selector("-i", validate_ids(gpu, "gpu"))
+        return self._listing(args, parsers.parse_processes)
+
     def _mig(
         self,
         action: list[str],
@@ -331,9 +358,7 @@ class Smi:
             changes.extend(attrs.evolve(change, gpu=index) for change in output)
         return changes
 
-    def create_gi(
-        self, gpu: int, profiles: Sequence[GiProfileSpec], ci: bool = False
-    ) -> list[CreatedGpuInstance]:
+    def create_gi(self, gpu: int, profiles: Sequence[GiProfileSpec], ci: bool = False) -> list[CreatedGpuInstance]:
         """Create GPU instances (and, with ``ci=True``, a default compute instance in each).
 
         ``profiles`` items are ids (``5``, ``"5"``), short names (``"2g.12gb"``), full names

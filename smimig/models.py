@@ -24,6 +24,7 @@ __all__ = [
     "GpuInstance",
     "GpuInstancePlacements",
     "GpuInstanceProfile",
+    "GpuProcess",
     "MigDevice",
     "MigDeviceUsage",
     "MigMode",
@@ -36,9 +37,7 @@ __all__ = [
 T = TypeVar("T")
 
 # "MIG 1g.10gb+me" -> slices 1, memory "10gb", extensions "+me"; "MIG 1c.3g.40gb" -> compute slices 1.
-_PROFILE_NAME = re.compile(
-    r"^(?:MIG )?(?:(?P<compute>\d+)c\.)?(?P<slices>\d+)g\.(?P<memory>\d+gb)(?P<extensions>\S*)$"
-)
+_PROFILE_NAME = re.compile(r"^(?:MIG )?(?:(?P<compute>\d+)c\.)?(?P<slices>\d+)g\.(?P<memory>\d+gb)(?P<extensions>\S*)$")
 
 
 def _short_name(name: str) -> str:
@@ -258,6 +257,23 @@ class MigDeviceUsage:
     dec: int
     ofa: int
     jpg: int
+
+
+@attrs.frozen
+class GpuProcess:
+    """A row of the "Processes:" table of plain ``nvidia-smi``: who runs where.
+
+    ``gi`` and ``ci`` are None for a process on a GPU in MIG mode off (nvidia-smi prints ``N/A``), as is
+    ``memory_mib`` when nvidia-smi cannot tell.
+    """
+
+    gpu: int
+    gi: int | None
+    ci: int | None
+    pid: int
+    type: str
+    name: str
+    memory_mib: int | None
 
 
 # -- results of the mutating commands ---------------------------------------------------------------

@@ -18,7 +18,7 @@ import attrs
 
 from smimig.errors import NvidiaSmiNotFound, NvidiaSmiTimeout
 
-__all__ = ["DEFAULT_TIMEOUT", "ENV_VAR", "RunResult", "Runner", "SubprocessRunner"]
+__all__ = ["DEFAULT_TIMEOUT", "ENV_VAR", "RunResult", "Runner", "SubprocessRunner", "spawn"]
 
 ENV_VAR = "SMIMIG_NVIDIA_SMI"
 """The environment variable that names the nvidia-smi binary (or a stand-in) to run."""
@@ -109,3 +109,10 @@ class SubprocessRunner:
         except subprocess.TimeoutExpired as error:
             raise NvidiaSmiTimeout(argv, self.timeout) from error
         return RunResult(tuple(argv), completed.returncode, completed.stdout, completed.stderr)
+
+
+def spawn(command: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start a user's command (``run_on_each``): argv as given, no shell, its own environment."""
+    if isinstance(command, str) or not command:
+        raise ValueError("command must be a non-empty list of arguments, not a string")
+    return subprocess.Popen(list(command), env=dict(env))

@@ -44,9 +44,7 @@ def _start_text(start: object) -> str:
     if isinstance(start, Placement):
         start = start.start
     if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-        raise ValueError(
-            f"a profile's placement start must be a non-negative int or a Placement; got {start!r}"
-        )
+        raise ValueError(f"a profile's placement start must be a non-negative int or a Placement; got {start!r}")
     return str(start)
 
 

@@ -95,9 +95,7 @@ class NodeStatus:
             lines.append(f"GPU {gpu.index}  {gpu.name}  {gpu.uuid}  {status.mode_text}")
             for gi_status in status.gpu_instances:
                 gi = gi_status.gi
-                lines.append(
-                    f"  GI {gi.id:<2} {gi.name:<16} profile {gi.profile_id:<3} placement {gi.placement}"
-                )
+                lines.append(f"  GI {gi.id:<2} {gi.name:<16} profile {gi.profile_id:<3} placement {gi.placement}")
                 for ci_status in gi_status.compute_instances:
                     ci = ci_status.ci
                     uuid = ci_status.device.uuid if ci_status.device else "(no MIG device listed)"

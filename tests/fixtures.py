@@ -27,9 +27,13 @@ class Case:
 
 
 def output_of(json_path: Path) -> str:
-    """The recorded stdout beside a .json: ``<name>.txt`` or, for the H100 captures, ``<name>.stdout``."""
+    """The recorded stdout beside a .json: ``<name>.txt`` or, for the H100 captures, ``<name>.stdout``.
+
+    A second reading of the same recording is ``<name>.<what>.json`` (``table.processes.json``).
+    """
+    base = json_path.parent / json_path.name.split(".")[0]
     for suffix in (".txt", ".stdout"):
-        candidate = json_path.with_suffix(suffix)
+        candidate = base.with_suffix(suffix)
         if candidate.exists():
             return candidate.read_text(encoding="utf-8")
     raise FileNotFoundError(f"no .txt or .stdout beside {json_path}")

@@ -238,3 +238,55 @@ def test_recorded_error_text(fp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     err = io.StringIO()
     assert cli.main(["profiles", "-i", "9"], io.StringIO(), err) == cli.EXIT_NVIDIA_SMI
     assert err.getvalue().endswith("  nvidia-smi: No devices were found\n")
+
+
+# -- layouts ----------------------------------------------------------------------------------------
+
+LAYOUT_YAML = """\
+gpus:
+  0: ["2g.12gb", "1g.6gb", "1g.6gb"]
+  1: []
+"""
+
+
+def test_plan_apply_export_run(run: Any, tmp_path: Path) -> None:
+    layout = tmp_path / "layout.yaml"
+    layout.write_text(LAYOUT_YAML)
+    planned = run("plan", str(layout))
+    assert planned.returncode == 0
+    assert "nvidia-smi -i 0 -mig 1" in planned.stdout
+    dry = run("apply", str(layout), "--dry-run")
+    assert dry.stdout.startswith("dry run, nothing changed:")
+    assert "MIG off" in run("status").stdout.splitlines()[0]
+    applied = run("apply", str(layout))
+    assert applied.stdout.splitlines() == [
+        "ran 3 step(s)",
+        "  nvidia-smi -i 0 -mig 1",
+        "  nvidia-smi -i 1 -mig 1",
+        "  nvidia-smi mig -i 0 -cgi 2g.12gb:0,1g.6gb:2,1g.6gb:3 -C",
+    ]
+    assert run("apply", str(layout)).stdout == "nothing to do: already as the layout says\n"
+    exported = run("export")
+    assert exported.stdout == "gpus:\n  0: ['2g.12gb:0', '1g.6gb:2', '1g.6gb:3']\n  1: []\n  2: null\n  3: null\n"
+    (tmp_path / "exported.yaml").write_text(exported.stdout)
+    assert run("apply", str(tmp_path / "exported.yaml")).stdout == "nothing to do: already as the layout says\n"
+    assert '"mig-enabled": true' not in run("export", "--format", "mig-parted").stdout
+    assert "mig-configs:" in run("export", "--format", "mig-parted").stdout
+    ran = run("run", "--each", "--", sys.executable, "-c", "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])")
+    assert ran.returncode == 0
+    assert sorted(line for line in ran.stdout.splitlines() if line.startswith("MIG-")) == sorted(
+        device["uuid"] for device in json.loads(run("devices", "--json").stdout)
+    )
+    failing = run("run", "--each", "-i", "0", "--", sys.executable, "-c", "raise SystemExit(3)")
+    assert failing.returncode == 3
+
+
+def test_impossible_layout_exit_code(run: Any, tmp_path: Path) -> None:
+    layout = tmp_path / "layout.json"
+    layout.write_text('{"gpus": {"0": ["4g.24gb", "1g.6gb"]}}')
+    run("mode", "on", "-i", "0")
+    result = run("apply", str(layout))
+    assert result.returncode == cli.EXIT_USAGE
+    assert result.stderr.startswith("smimig: GPU 0: the layout needs 5 memory slices; the GPU has 4")
+    missing = run("plan", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == cli.EXIT_USAGE

@@ -108,9 +108,7 @@ def test_no_mig_enabled_devices_is_an_empty_list(fp: Any, smi: smimig.Smi) -> No
         ("L_i9", ["-L", "-i", "9"]),
     ],
 )
-def test_recorded_failures_raise_nvidia_smi_error(
-    fp: Any, smi: smimig.Smi, name: str, args: list[str]
-) -> None:
+def test_recorded_failures_raise_nvidia_smi_error(fp: Any, smi: smimig.Smi, name: str, args: list[str]) -> None:
     stdout, stderr, returncode = recording("h100-80gb-driver580", name)
     fp.register([SMI, *args], stdout=stdout, stderr=stderr, returncode=returncode)
     with pytest.raises(smimig.NvidiaSmiError) as caught:

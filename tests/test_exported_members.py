@@ -10,11 +10,7 @@ from smimig import parsers
 
 def test_all_is_sorted_and_complete() -> None:
     assert smimig.__all__ == sorted(smimig.__all__)
-    public = {
-        name
-        for name, value in vars(smimig).items()
-        if not name.startswith("_") and not inspect.ismodule(value)
-    }
+    public = {name for name, value in vars(smimig).items() if not name.startswith("_") and not inspect.ismodule(value)}
     # imported for annotations only, and the lazily made client behind the module-level functions
     assert public - {"annotations", "Sequence", "default_client"} == set(smimig.__all__)
 

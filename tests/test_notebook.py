@@ -19,13 +19,9 @@ def test_walkthrough_notebook_runs() -> None:
     assert not [output for output in outputs if output.output_type == "error"]
     html = [output["data"]["text/html"] for output in outputs if "text/html" in output.get("data", {})]
     text = "\n".join(output.get("text", "") for output in outputs if output.output_type == "stream")
-    gis_table = next(
-        table for table in html if "<th>placement</th>" in table and "<th>profile_id</th>" in table
-    )
+    gis_table = next(table for table in html if "<th>placement</th>" in table and "<th>profile_id</th>" in table)
     assert gis_table.count("<td>MIG 2g.12gb</td>") == 2
     assert "<td>0:2</td>" in gis_table
     assert "<td>2:2</td>" in gis_table
-    assert (
-        "CUDA_VISIBLE_DEVICES=MIG-89b757f7-3c4c-5b1c-9476-a11b14aa9308 ./my_cuda_code &   # GI 1 CI 0" in text
-    )
+    assert "CUDA_VISIBLE_DEVICES=MIG-89b757f7-3c4c-5b1c-9476-a11b14aa9308 ./my_cuda_code &   # GI 1 CI 0" in text
     assert any("MIG-6f79e1f8-f1ed-5121-976a-4ff3f0df8634" in table for table in html)  # the status view

@@ -40,9 +40,7 @@ def register(fp: Any, args: list[str], fixture: str, returncode: int | None = No
 
 
 def gi(gi_id: int, *cis: CreatedComputeInstance) -> CreatedGpuInstance:
-    return CreatedGpuInstance(
-        gpu=0, id=gi_id, profile_name="MIG 2g.12gb", profile_id=5, compute_instances=cis
-    )
+    return CreatedGpuInstance(gpu=0, id=gi_id, profile_name="MIG 2g.12gb", profile_id=5, compute_instances=cis)
 
 
 def ci(gi_id: int, ci_id: int, name: str = "MIG 1c.2g.12gb", profile_id: int = 0) -> CreatedComputeInstance:
@@ -261,9 +259,7 @@ def test_pending_after_reset_needed(fp: Any, smi: smimig.Smi) -> None:
 
 
 def test_unknown_failure_text_keeps_everything(fp: Any, smi: smimig.Smi) -> None:
-    fp.register(
-        [SMI, "mig", "-i", "0", "-cgi", "5"], stdout="", stderr="Segmentation fault\n", returncode=139
-    )
+    fp.register([SMI, "mig", "-i", "0", "-cgi", "5"], stdout="", stderr="Segmentation fault\n", returncode=139)
     with pytest.raises(smimig.MigOperationError) as caught:
         smi.create_gi(0, [5])
     assert (caught.value.returncode, caught.value.stderr, caught.value.completed) == (
@@ -304,9 +300,7 @@ def test_create_ci_default_profile_argv(fp: Any, smi: smimig.Smi) -> None:
 
 
 def test_destroy_selectors_argv(fp: Any, smi: smimig.Smi) -> None:
-    fp.register(
-        [SMI, "mig", "-i", "0", "-gi", "1", "-ci", "0,1", "-dci"], stdout=text_of("synthetic/a30-dci.txt")
-    )
+    fp.register([SMI, "mig", "-i", "0", "-gi", "1", "-ci", "0,1", "-dci"], stdout=text_of("synthetic/a30-dci.txt"))
     fp.register([SMI, "mig", "-i", "0", "-gi", "1,2", "-dgi"], stdout=text_of("synthetic/a30-dgi.txt"))
     smi.destroy_ci(0, gi=1, ci=[0, 1])
     smi.destroy_gi(0, gi=[1, 2])

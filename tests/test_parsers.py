@@ -65,9 +65,7 @@ def test_default_compute_profile_is_marked() -> None:
 
 
 def test_profile_derived_properties() -> None:
-    profiles = {
-        profile.name: profile for profile in parsers.parse_gi_profiles(text_of("a30-driver545/lgip.txt"))
-    }
+    profiles = {profile.name: profile for profile in parsers.parse_gi_profiles(text_of("a30-driver545/lgip.txt"))}
     me = profiles["MIG 1g.6gb+me"]
     assert (me.short_name, me.slices, me.media_extensions) == ("1g.6gb+me", 1, True)
     full = profiles["MIG 4g.24gb"]
@@ -82,9 +80,7 @@ def test_profile_derived_properties() -> None:
 
 def test_merged_memory_cell_carries_the_gi_figures() -> None:
     rows = parsers.parse_mig_devices(text_of("a100-80gb-pcie-driver515/table.txt"))
-    assert [
-        (row.gi, row.ci, row.memory_used_mib, row.memory_total_mib, row.bar1_total_mib) for row in rows
-    ] == [
+    assert [(row.gi, row.ci, row.memory_used_mib, row.memory_total_mib, row.bar1_total_mib) for row in rows] == [
         (1, 0, 19, 40192, 65535),
         (1, 1, 19, 40192, 65535),
     ]

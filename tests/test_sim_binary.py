@@ -29,9 +29,7 @@ def sim(state: Path, *args: str, model: str = "A30x4") -> subprocess.CompletedPr
 
 def test_state_persists_between_processes(tmp_path: Path) -> None:
     state = tmp_path / "node.json"
-    assert (
-        sim(state, "-i", "0", "-mig", "1").stdout == "Enabled MIG Mode for GPU 00000000:17:00.0\nAll done.\n"
-    )
+    assert sim(state, "-i", "0", "-mig", "1").stdout == "Enabled MIG Mode for GPU 00000000:17:00.0\nAll done.\n"
     assert sim(state, "mig", "-cgi", "5,5", "-C").returncode == 0
     listing = sim(state, "mig", "-lgi")
     assert [gi.id for gi in smimig.parsers.parse_gis(listing.stdout)] == [1, 2]
@@ -71,9 +69,7 @@ def test_concurrent_creates_never_corrupt_the_state(tmp_path: Path) -> None:
     state = tmp_path / "node.json"
     sim(state, "-mig", "1", model="A100-40GBx1")
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(
-            pool.map(lambda _: sim(state, "mig", "-i", "0", "-cgi", "19", model="A100-40GBx1"), range(9))
-        )
+        results = list(pool.map(lambda _: sim(state, "mig", "-i", "0", "-cgi", "19", model="A100-40GBx1"), range(9)))
     created = [result for result in results if result.returncode == 0]
     refused = [result for result in results if result.returncode != 0]
     assert len(created) == 7  # seven 1g.5gb slots, no more
@@ -81,6 +77,4 @@ def test_concurrent_creates_never_corrupt_the_state(tmp_path: Path) -> None:
     gis = smimig.parsers.parse_gis(sim(state, "mig", "-lgi", model="A100-40GBx1").stdout)
     assert sorted(gi.placement.start for gi in gis) == list(range(7))
     assert sorted(gi.id for gi in gis) == list(range(1, 8))
-    assert not [
-        name for name in os.listdir(tmp_path) if name.startswith("node.json.") and name != "node.json.lock"
-    ]
+    assert not [name for name in os.listdir(tmp_path) if name.startswith("node.json.") and name != "node.json.lock"]

@@ -6,7 +6,13 @@ nvidia-smi's "nothing to list" messages and raises ``smimig.ParseError`` for any
 
 from __future__ import annotations
 
-from smimig.parsers.devices import MIG_MODE_FIELDS, parse_gpu_list, parse_mig_devices, parse_mig_mode
+from smimig.parsers.devices import (
+    MIG_MODE_FIELDS,
+    parse_gpu_list,
+    parse_mig_devices,
+    parse_mig_mode,
+    parse_processes,
+)
 from smimig.parsers.instances import parse_cis, parse_gis
 from smimig.parsers.messages import (
     parse_create_ci,
@@ -37,5 +43,6 @@ __all__ = [
     "parse_gpu_list",
     "parse_mig_devices",
     "parse_mig_mode",
+    "parse_processes",
     "parse_set_mig_mode",
 ]

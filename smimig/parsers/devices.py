@@ -27,11 +27,19 @@ import re
 from collections.abc import Sequence
 
 from smimig.errors import ParseError
-from smimig.models import Gpu, MigDevice, MigDeviceUsage, MigMode
+from smimig.models import Gpu, GpuProcess, MigDevice, MigDeviceUsage, MigMode
 from smimig.parsers._common import NO_MIG_DEVICES, compile_pattern, match_line
 from smimig.parsers.tables import Box, read_boxes
 
-__all__ = ["MIG_MODE_FIELDS", "parse_gpu_list", "parse_mig_devices", "parse_mig_mode"]
+__all__ = ["MIG_MODE_FIELDS", "parse_gpu_list", "parse_mig_devices", "parse_mig_mode", "parse_processes"]
+
+_PROCESSES_TITLE = "Processes:"
+_PROCESSES_HEADER = "GPU GI CI PID Type Process name GPU Memory ID ID Usage".split()
+_NO_PROCESSES = "No running processes found"
+_PROCESS = re.compile(
+    r"^(?P<gpu>\d+) (?P<gi>\d+|N/A) (?P<ci>\d+|N/A) (?P<pid>\d+) (?P<type>\S+) (?P<name>.+?) "
+    r"(?:(?P<memory>\d+)MiB|N/A)$"
+)
 
 _GPU_LINE = re.compile(r"^GPU (?P<index>\d+): (?P<name>.+?) \(UUID: (?P<uuid>GPU-[^)\s]+)\)$")
 # Driver 470 prints "MIG-GPU-<uuid>/<gi>/<ci>", later drivers "MIG-<uuid>".
@@ -207,3 +215,33 @@ def parse_mig_devices(text: str) -> list[MigDeviceUsage]:
     if any(box.title.startswith("NVIDIA-SMI ") for box in boxes):
         return []  # the GPU table without a MIG devices box: no GPU is in MIG mode
     raise ParseError("neither an nvidia-smi GPU table nor a 'MIG devices:' table", text)
+
+
+def parse_processes(text: str) -> list[GpuProcess]:
+    """Parse the "Processes:" table of plain ``nvidia-smi``: each process with its GPU, GI and CI."""
+    boxes, _ = read_boxes(text)
+    box = next((box for box in boxes if box.title == _PROCESSES_TITLE), None)
+    if box is None:
+        raise ParseError("no 'Processes:' table", text)
+    if box.header_words() != _PROCESSES_HEADER:
+        raise ParseError("unrecognised header of the 'Processes:' table", text, box.first_line + 1)
+    processes = []
+    for record in box.records:
+        for line in record.lines:
+            if line.text == _NO_PROCESSES:
+                continue
+            match = _PROCESS.match(line.text)
+            if match is None:
+                raise ParseError("unrecognised process line", text, line.number)
+            processes.append(
+                GpuProcess(
+                    gpu=int(match["gpu"]),
+                    gi=None if match["gi"] == "N/A" else int(match["gi"]),
+                    ci=None if match["ci"] == "N/A" else int(match["ci"]),
+                    pid=int(match["pid"]),
+                    type=match["type"],
+                    name=match["name"],
+                    memory_mib=int(match["memory"]) if match["memory"] else None,
+                )
+            )
+    return processes

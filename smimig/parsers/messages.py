@@ -164,9 +164,7 @@ def parse_create_gi(text: str) -> OperationOutput[CreatedGpuInstance]:
     def success(line: str) -> CreatedGpuInstance | CreatedComputeInstance | None:
         return created_gi(line) or created_ci(line)
 
-    output: OperationOutput[CreatedGpuInstance | CreatedComputeInstance] = _read(
-        text, success, "create GPU instance"
-    )
+    output: OperationOutput[CreatedGpuInstance | CreatedComputeInstance] = _read(text, success, "create GPU instance")
     instances: list[CreatedGpuInstance] = []
     for item in output.completed:
         if isinstance(item, CreatedGpuInstance):
@@ -176,9 +174,7 @@ def parse_create_gi(text: str) -> OperationOutput[CreatedGpuInstance]:
         for position in range(len(instances) - 1, -1, -1):
             parent = instances[position]
             if (parent.gpu, parent.id) == (item.gpu, item.gi):
-                instances[position] = attrs.evolve(
-                    parent, compute_instances=(*parent.compute_instances, item)
-                )
+                instances[position] = attrs.evolve(parent, compute_instances=(*parent.compute_instances, item))
                 break
         else:
             raise ParseError(
@@ -236,9 +232,7 @@ def parse_set_mig_mode(text: str) -> OperationOutput[MigModeChange]:
             )
         elif unable_match:
             failures.append(
-                OperationFailure(
-                    message=printed, reason=unable_match["reason"].strip(), bus_id=unable_match["bus_id"]
-                )
+                OperationFailure(message=printed, reason=unable_match["reason"].strip(), bus_id=unable_match["bus_id"])
             )
         elif _MODE_ADVICE.match(line) or line.startswith("Warning:"):
             bus = _ADVICE_BUS_ID.search(line)

@@ -46,8 +46,7 @@ __all__ = [
 _GI_PROFILES_TITLE = "GPU instance profiles:"
 _GI_PROFILES_HEADER = "GPU Name ID Instances Memory P2P SM DEC ENC Free/Total GiB CE JPEG OFA".split()
 _GI_PROFILE_FIRST = compile_pattern(
-    "{gpu:Int} {name:Name} {id:Int} {free:Int}/{total:Int} {memory_gib:Float} {p2p:YesNo} "
-    "{sm:Int} {dec:Int} {enc:Int}"
+    "{gpu:Int} {name:Name} {id:Int} {free:Int}/{total:Int} {memory_gib:Float} {p2p:YesNo} {sm:Int} {dec:Int} {enc:Int}"
 )
 _GI_PROFILE_SECOND = compile_pattern("{ce:Int} {jpeg:Int} {ofa:Int}")
 

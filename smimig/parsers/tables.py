@@ -70,19 +70,13 @@ class Box:
 
     def column_header(self, column: int) -> list[str]:
         """The words of one column's header cells, top to bottom."""
-        return [
-            word for line in self.header if column < len(line.cells) for word in line.cells[column].split()
-        ]
+        return [word for line in self.header if column < len(line.cells) for word in line.cells[column].split()]
 
 
 def _is_border(line: str) -> bool:
     # Driver 515 opens the GPU table's inner borders with '|' ("|----+----+"), 545 with "|----+----+".
     return (
-        len(line) > 1
-        and line[0] in "+|"
-        and line[-1] in "+|"
-        and line[1] == "-"
-        and set(line[1:-1]) <= _BORDER_CHARS
+        len(line) > 1 and line[0] in "+|" and line[-1] in "+|" and line[1] == "-" and set(line[1:-1]) <= _BORDER_CHARS
     )
 
 

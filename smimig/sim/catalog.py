@@ -68,6 +68,7 @@ class GpuModel:
     driver: str
     cuda: str
     style: str  # "545" or "580": which driver's column widths the renderers use
+    pci_device_id: str  # as --query-gpu=pci.device_id prints it (NVIDIA's ids, as mig-parted's filters use)
     gi_profiles: tuple[GiProfile, ...]
     uuids: tuple[str, ...] = ()  # GPU UUIDs from recordings, used for the first GPUs
     bus_ids: tuple[str, ...] = ()
@@ -146,6 +147,7 @@ A30 = GpuModel(
     driver="545.23.08",
     cuda="12.3",
     style="545",
+    pci_device_id="0x20B710DE",
     gi_profiles=(
         _gi(14, "1g.6gb", 1, 1, (0, 1, 2, 3), 4, 5.81, 5952, (14, 1, 0, 1, 0, 0)),
         _gi(21, "1g.6gb+me", 1, 1, (0, 1, 2, 3), 1, 5.81, 5952, (14, 1, 0, 1, 1, 1)),
@@ -178,6 +180,7 @@ H100 = GpuModel(
     driver="580.159.04",
     cuda="13.0",
     style="580",
+    pci_device_id="0x233010DE",
     gi_profiles=(
         _gi(19, "1g.10gb", 1, 1, (0, 1, 2, 3, 4, 5, 6), 7, 9.75, 9984, (16, 1, 0, 1, 1, 0)),
         _gi(20, "1g.10gb+me", 1, 1, (0, 1, 2, 3, 4, 5, 6), 1, 9.75, 9984, (16, 1, 0, 1, 1, 1)),
@@ -200,6 +203,7 @@ A100_40GB = GpuModel(
     driver="545.23.08",
     cuda="12.3",
     style="545",
+    pci_device_id="0x20B010DE",
     gi_profiles=(
         _gi(19, "1g.5gb", 1, 1, (0, 1, 2, 3, 4, 5, 6), 7, 4.75, 4864, (14, 0, 0, 1, 0, 0)),
         _gi(20, "1g.5gb+me", 1, 1, (0, 1, 2, 3, 4, 5, 6), 1, 4.75, 4864, (14, 1, 0, 1, 1, 1)),

@@ -46,7 +46,7 @@ _LONG = {
     "--destroy-compute-instance": "-dci",
     "--default-compute-instance": "-C",
 }
-_QUERY_FIELDS = ("index", "name", "uuid", "pci.bus_id", "mig.mode.current", "mig.mode.pending")
+_QUERY_FIELDS = ("index", "name", "uuid", "pci.bus_id", "pci.device_id", "mig.mode.current", "mig.mode.pending")
 
 
 class _Usage(Exception):  # an answer, not an error of the simulator
@@ -115,9 +115,7 @@ def _top(node: Node, args: list[str]) -> Answer:
         position += 1
     if action in ("-L", "--list-gpus"):
         if gpus is not None:  # driver 580: "-L -i 9" (recorded)
-            message = (
-                "ERROR: Option -i is not valid for this command. Please run 'nvidia-smi -h' for help.\n\n"
-            )
+            message = "ERROR: Option -i is not valid for this command. Please run 'nvidia-smi -h' for help.\n\n"
             return 2, message, ""
         return 0, render.render_gpu_list(node), ""
     if action == "--version":
@@ -172,6 +170,7 @@ def _query(node: Node, gpus: list[int], fields: list[str], csv_format: list[str]
             "name": node.model.name,
             "uuid": node.gpu_uuid(gpu),
             "pci.bus_id": node.bus_id(gpu),
+            "pci.device_id": node.model.pci_device_id,
             "mig.mode.current": "Enabled" if state.mig_current else "Disabled",
             "mig.mode.pending": "Enabled" if state.mig_pending else "Disabled",
         }
@@ -297,12 +296,8 @@ def _create_cis(
     if not gis:
         gpu = 0
         missing = gi_ids[0] if gi_ids else 0
-        line = (
-            f"Unable to create a compute instance on GPU {gpu:>2} GPU instance ID {missing:>2} using profile"
-        )
-        return _fail(
-            [], f"{line} {(items or ['default'])[0]}", "Failed to create compute instances", "Not Found"
-        )
+        line = f"Unable to create a compute instance on GPU {gpu:>2} GPU instance ID {missing:>2} using profile"
+        return _fail([], f"{line} {(items or ['default'])[0]}", "Failed to create compute instances", "Not Found")
     lines: list[str] = []
     for gpu, gi in gis:
         for item in items if items is not None else [None]:
@@ -340,9 +335,7 @@ def _destroy_cis(node: Node, gis: list[tuple[int, GiState]], ci_ids: list[int] |
 
 
 def _destroy_gis(node: Node, gpus: list[int], gi_ids: list[int] | None) -> Answer:
-    targets = [
-        (gpu, gi) for gpu in gpus for gi in list(node.gpus[gpu].gis) if gi_ids is None or gi.id in gi_ids
-    ]
+    targets = [(gpu, gi) for gpu in gpus for gi in list(node.gpus[gpu].gis) if gi_ids is None or gi.id in gi_ids]
     if not targets:
         return _NO_GIS
     lines: list[str] = []

@@ -132,9 +132,7 @@ def render_ci_profiles(node: Node, gis: list[tuple[int, GiState]]) -> str:
 
 def render_ci_placements(node: Node, gis: list[tuple[int, GiState]]) -> str:
     lines = [
-        _placement_line(
-            f"GPU {gpu:>2} GI {gi.id:>2} Profile ID {profile.id:>2}", profile.starts, profile.slices
-        )
+        _placement_line(f"GPU {gpu:>2} GI {gi.id:>2} Profile ID {profile.id:>2}", profile.starts, profile.slices)
         for gpu, gi in gis
         for profile in node.ci_profiles(gi)
     ]
@@ -155,9 +153,7 @@ def render_cis(node: Node, gis: list[tuple[int, GiState]]) -> str:
             profile = node.ci_profile_of(gi, ci)
             placement = f"{ci.start}:{profile.slices}"
             records.append(
-                [
-                    f"|{gpu:>4}{gi.id:>7}       {profile.name:<16}{profile.id:>6}{ci.id:>10}{placement:>13}     |"
-                ]
+                [f"|{gpu:>4}{gi.id:>7}       {profile.name:<16}{profile.id:>6}{ci.id:>10}{placement:>13}     |"]
             )
     return _box("Compute instances:", header, records, 70)
 

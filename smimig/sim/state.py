@@ -187,9 +187,7 @@ class Node:
         elif not free:
             raise SimFailure("Insufficient Resources")
         else:
-            chosen = min(
-                free, key=lambda candidate: (self._blocked_by(gpu, candidate, profile.size), candidate)
-            )
+            chosen = min(free, key=lambda candidate: (self._blocked_by(gpu, candidate, profile.size), candidate))
         gi = GiState(_lowest_free((gi.id for gi in state.gis), 1), profile.id, chosen)
         state.gis.append(gi)
         state.gis.sort(key=lambda item: item.id)

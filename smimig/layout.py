@@ -1,0 +1,346 @@
+"""Layouts: the MIG state you want, per GPU, as data you can keep in a file.
+
+>>> layout = smimig.Layout.from_dict({0: ["3g.20gb", "2g.10gb", "1g.5gb", "1g.5gb"], 1: [], 2: None})
+
+``[]`` means MIG on with no instances, ``None`` MIG off. A GPU instance is a profile in any form
+``create_gi`` accepts (``"3g.20gb"``, ``"MIG 3g.20gb"``, ``"9"``), optionally with a placement start
+(``"3g.20gb:4"``), or a mapping such as
+``{"profile": "3g.20gb", "placement": 4, "cis": ["1c.3g.20gb", "2c.3g.20gb"]}``.
+Without ``cis`` a GPU instance gets one full-size compute instance, as ``-C`` does; ``cis: []`` gives none.
+
+Files: JSON or YAML with ``{"gpus": {0: [...], ...}}`` (or the GPU mapping alone), and NVIDIA mig-parted's
+config format (``version: v1``, ``mig-configs:``) as it ships, ``device-filter`` entries included: see
+:func:`resolve_mig_parted`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import attrs
+
+from smimig.errors import SmimigError
+from smimig.specs import gi_profile_item
+
+__all__ = [
+    "GiSpec",
+    "Layout",
+    "LayoutError",
+    "MigPartedDevice",
+    "resolve_mig_parted",
+    "short_profile_name",
+]
+
+GpuLayout = Union[tuple["GiSpec", ...], None]
+
+
+class LayoutError(SmimigError, ValueError):
+    """A layout that cannot be read, or cannot be realised on the GPUs it names.
+
+    ``reason`` says why (which profile, which slices are taken); ``suggestions`` lists the closest layouts
+    that do fit, when there are any.
+    """
+
+    def __init__(self, reason: str, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.suggestions = tuple(suggestions)
+
+    def __str__(self) -> str:
+        if not self.suggestions:
+            return self.reason
+        return self.reason + "\nlayouts that fit instead: " + "; ".join(self.suggestions)
+
+
+def short_profile_name(name: str) -> str:
+    """``"MIG 2g.12gb"`` -> ``"2g.12gb"``; other forms unchanged."""
+    return name[4:] if name.startswith("MIG ") else name
+
+
+_CI_NAME = re.compile(r"(?:MIG )?(?:\d{1,2}c\.)?\d{1,2}g\.\d{1,4}gb(?:[+-][a-z0-9]+(?:\.[a-z0-9]+)*)*")
+
+
+@attrs.frozen
+class GiSpec:
+    """One GPU instance of a layout: its profile, optionally where it starts, and its compute instances.
+
+    ``cis`` None: one full-size compute instance (``-C``); a tuple: exactly those CI profiles (names such as
+    ``"1c.3g.20gb"``, or the GI's own name for a full-size one); ``()``: none.
+    """
+
+    profile: str
+    placement: int | None = None
+    cis: tuple[str, ...] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        gi_profile_item(self.profile if self.placement is None else (self.profile, self.placement))
+        for ci in self.cis or ():
+            if not _CI_NAME.fullmatch(ci):
+                raise LayoutError(f"not a compute instance profile name: {ci!r}")
+
+    @classmethod
+    def parse(cls, item: object) -> GiSpec:
+        """A GI from a layout file: ``"2g.10gb"``, ``"2g.10gb:4"``, ``5`` or a mapping."""
+        try:
+            if isinstance(item, GiSpec):
+                return item
+            if isinstance(item, bool):
+                raise LayoutError(f"not a GPU instance: {item!r}")
+            if isinstance(item, int):
+                return cls(str(item))
+            if isinstance(item, str):
+                profile, _, start = item.partition(":")
+                if start and not (start.isascii() and start.isdigit()):
+                    raise LayoutError(f"bad placement start in {item!r}")
+                return cls(profile, int(start) if start else None)
+            if isinstance(item, Mapping):
+                unknown = set(item) - {"profile", "placement", "cis"}
+                if unknown or "profile" not in item:
+                    raise LayoutError(f"a GPU instance mapping has 'profile' and maybe 'placement', 'cis': {item!r}")
+                cis = item.get("cis")
+                if cis is not None and (isinstance(cis, str) or not isinstance(cis, Sequence)):
+                    raise LayoutError(f"'cis' is a list of compute instance profiles: {item!r}")
+                placement = item.get("placement")
+                if placement is not None and (isinstance(placement, bool) or not isinstance(placement, int)):
+                    raise LayoutError(f"'placement' is a slice number: {item!r}")
+                return cls(str(item["profile"]), placement, None if cis is None else tuple(str(c) for c in cis))
+        except ValueError as error:
+            raise LayoutError(str(error)) from None
+        raise LayoutError(f"not a GPU instance: {item!r}")
+
+    def to_data(self) -> str | dict[str, Any]:
+        """The shortest form that says the same: ``"2g.10gb"``, ``"2g.10gb:4"`` or a mapping."""
+        if self.cis is None:
+            return self.profile if self.placement is None else f"{self.profile}:{self.placement}"
+        data: dict[str, Any] = {"profile": self.profile}
+        if self.placement is not None:
+            data["placement"] = self.placement
+        data["cis"] = list(self.cis)
+        return data
+
+    def __str__(self) -> str:
+        text = self.profile if self.placement is None else f"{self.profile}:{self.placement}"
+        return text if self.cis is None else f"{text}[{','.join(self.cis)}]"
+
+
+def _gpu_layout(value: object, gpu: object) -> GpuLayout:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise LayoutError(f"GPU {gpu}: expected a list of GPU instances or null, got {value!r}")
+    return tuple(GiSpec.parse(item) for item in value)
+
+
+def _gpu_index(key: object) -> int:
+    if isinstance(key, bool):
+        raise LayoutError(f"not a GPU index: {key!r}")
+    if isinstance(key, int) and key >= 0:
+        return key
+    if isinstance(key, str) and key.isascii() and key.isdigit():
+        return int(key)
+    raise LayoutError(f"not a GPU index: {key!r}")
+
+
+def _sorted_gpus(gpus: Mapping[int, GpuLayout]) -> dict[int, GpuLayout]:
+    return dict(sorted(gpus.items()))
+
+
+@attrs.frozen
+class Layout:
+    """The desired MIG state per GPU index: a tuple of :class:`GiSpec`, or None for MIG off.
+
+    GPUs the layout does not name are left alone.
+    """
+
+    gpus: Mapping[int, GpuLayout] = attrs.field(converter=_sorted_gpus)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[Any, Any]) -> Layout:
+        """From ``{0: ["3g.20gb", ...], 1: [], 2: None}`` or ``{"gpus": {...}}`` (string keys too)."""
+        if not isinstance(data, Mapping):
+            raise LayoutError(f"a layout is a mapping of GPU index to GPU instances, got {type(data).__name__}")
+        if "version" in data or "mig-configs" in data:
+            raise LayoutError("this is a mig-parted config: use Layout.load(path, config=NAME) or resolve_mig_parted()")
+        if set(data) == {"gpus"}:
+            data = data["gpus"]
+            if not isinstance(data, Mapping):
+                raise LayoutError("'gpus' is a mapping of GPU index to GPU instances")
+        return cls({_gpu_index(key): _gpu_layout(value, key) for key, value in data.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON/YAML: ``{"gpus": {"0": [...], "1": None}}``."""
+        return {
+            "gpus": {str(gpu): None if gis is None else [gi.to_data() for gi in gis] for gpu, gis in self.gpus.items()}
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def to_yaml(self) -> str:
+        yaml = _yaml()
+        data = {"gpus": {int(key): value for key, value in self.to_dict()["gpus"].items()}}
+        return str(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+
+    @classmethod
+    def loads(cls, text: str, *, config: str | None = None, devices: Sequence[MigPartedDevice] = ()) -> Layout:
+        """From JSON or YAML text; a mig-parted config needs ``config`` and the node's ``devices``."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                data = _yaml().safe_load(text)
+            except Exception as error:  # yaml's own errors: one type for the user
+                raise LayoutError(f"not a JSON or YAML layout: {error}") from None
+        if isinstance(data, Mapping) and "mig-configs" in data:
+            return resolve_mig_parted(data, config, devices)
+        if config is not None:
+            raise LayoutError("config= names a mig-parted config, but this is not a mig-parted file")
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path, *, config: str | None = None, devices: Sequence[MigPartedDevice] = ()) -> Layout:
+        """From a file (JSON, YAML, or a mig-parted config with ``config``)."""
+        return cls.loads(Path(path).read_text(encoding="utf-8"), config=config, devices=devices)
+
+    def to_mig_parted(self, name: str = "smimig") -> dict[str, Any]:
+        """As a mig-parted config (``version: v1``) named ``name``.
+
+        mig-parted counts profiles per device: it cannot say where an instance starts, nor give a GPU
+        instance compute instances of more than one kind. Placements are dropped (mig-parted and the driver
+        choose); a GPU instance whose compute instances are all of one smaller profile becomes that
+        profile's count (``"1c.3g.20gb": 3``, which mig-parted packs into GIs in turn); any other mix raises
+        :class:`LayoutError`.
+        """
+        entries = []
+        for gpu, gis in self.gpus.items():
+            entry: dict[str, Any] = {"devices": [gpu], "mig-enabled": gis is not None}
+            if gis is not None:
+                counts: dict[str, int] = {}
+                for gi in gis:
+                    for key in _mig_parted_keys(gi):
+                        counts[key] = counts.get(key, 0) + 1
+                entry["mig-devices"] = counts
+            entries.append(entry)
+        return {"version": "v1", "mig-configs": {name: entries}}
+
+    def __str__(self) -> str:
+        parts = []
+        for gpu, gis in self.gpus.items():
+            text = "MIG off" if gis is None else (", ".join(str(gi) for gi in gis) or "MIG on, no instances")
+            parts.append(f"GPU {gpu}: {text}")
+        return "\n".join(parts) or "(empty layout)"
+
+
+def _mig_parted_keys(gi: GiSpec) -> list[str]:
+    name = short_profile_name(gi.profile)
+    if gi.cis is None:
+        return [name]
+    kinds = {short_profile_name(ci) for ci in gi.cis}
+    if not gi.cis:
+        raise LayoutError(f"{gi}: a GPU instance without compute instances cannot be said in mig-parted's format")
+    if len(kinds) > 1:
+        raise LayoutError(f"{gi}: mixed compute instance profiles cannot be said in mig-parted's format")
+    return [kinds.pop()] * len(gi.cis)
+
+
+def _yaml() -> Any:  # noqa: ANN401  # the yaml module, untyped
+    try:
+        import yaml  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415  # optional, lazily
+
+    except ImportError:
+        raise LayoutError("YAML layouts need PyYAML: pip install 'smimig[yaml]' (JSON works without it)") from None
+    return yaml
+
+
+# -- mig-parted -------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class MigPartedDevice:
+    """What a mig-parted config selects GPUs by: the index and the PCI device id (``0x20B010DE``)."""
+
+    index: int
+    pci_device_id: str
+
+
+def _filters(value: object) -> list[str] | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise LayoutError(f"device-filter is a PCI device id or a list of them, got {value!r}")
+    return [item.upper().replace("0X", "0x") for item in items]
+
+
+def _mig_parted_gis(devices: Mapping[str, Any]) -> tuple[GiSpec, ...]:
+    gis: list[GiSpec] = []
+    for key, count in devices.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise LayoutError(f"mig-devices: the count of {key!r} must be a non-negative int, got {count!r}")
+        match = re.fullmatch(r"(\d+)c\.(\d+g\.\d+gb\S*)", str(key))
+        if match is None:
+            gis.extend(GiSpec.parse(str(key)) for _ in range(count))
+            continue
+        # "1c.3g.20gb": n compute instances, packed into 3g.20gb GPU instances in turn, as mig-parted does.
+        per_gi = int(str(match.group(2)).split("g.", 1)[0]) // int(match.group(1))
+        if per_gi < 1:
+            raise LayoutError(f"mig-devices: {key!r} does not fit in its GPU instance")
+        remaining = count
+        while remaining > 0:
+            take = min(per_gi, remaining)
+            gis.append(GiSpec(match.group(2), None, (str(key),) * take))
+            remaining -= take
+    return tuple(gis)
+
+
+def resolve_mig_parted(  # noqa: PLR0912  # one check per rule of mig-parted's format, in its order
+    data: Mapping[str, Any], config: str | None, devices: Sequence[MigPartedDevice]
+) -> Layout:
+    """The layout that mig-parted config ``config`` gives the node's ``devices``.
+
+    Each entry applies to ``devices: all`` or a list of indices, narrowed by ``device-filter`` (PCI device
+    ids, as in NVIDIA's default config); the first entry that selects a GPU wins. GPUs no entry selects are
+    left alone.
+    """
+    if data.get("version") != "v1":
+        raise LayoutError(f"unknown mig-parted config version {data.get('version')!r} (expected 'v1')")
+    configs = data.get("mig-configs")
+    if not isinstance(configs, Mapping) or not configs:
+        raise LayoutError("a mig-parted config needs a non-empty 'mig-configs' mapping")
+    if config is None:
+        raise LayoutError(f"name the mig-parted config to use; this file has: {', '.join(sorted(configs))}")
+    if config not in configs:
+        raise LayoutError(f"no mig-parted config {config!r}; this file has: {', '.join(sorted(configs))}")
+    entries = configs[config]
+    if not isinstance(entries, list) or not entries:
+        raise LayoutError(f"mig-parted config {config!r} must be a non-empty list of entries")
+    if not devices:
+        raise LayoutError("resolving a mig-parted config needs the node's GPUs (index and PCI device id)")
+    result: dict[int, GpuLayout] = {}
+    for entry in entries:
+        if not isinstance(entry, Mapping) or "devices" not in entry or "mig-enabled" not in entry:
+            raise LayoutError(f"each mig-parted entry needs 'devices' and 'mig-enabled': {entry!r}")
+        unknown = set(entry) - {"devices", "device-filter", "mig-enabled", "mig-devices"}
+        if unknown:
+            raise LayoutError(f"unexpected field(s) in mig-parted entry: {', '.join(sorted(unknown))}")
+        selected = entry["devices"]
+        filters = _filters(entry.get("device-filter"))
+        for device in devices:
+            if selected != "all" and (not isinstance(selected, list) or device.index not in selected):
+                continue
+            if filters is not None and device.pci_device_id.upper().replace("0X", "0x") not in filters:
+                continue
+            if device.index in result:
+                continue
+            if not entry["mig-enabled"]:
+                result[device.index] = None
+                continue
+            mig_devices = entry.get("mig-devices") or {}
+            if not isinstance(mig_devices, Mapping):
+                raise LayoutError(f"'mig-devices' is a mapping of profile to count: {mig_devices!r}")
+            result[device.index] = _mig_parted_gis(mig_devices)
+    return Layout(result)
