@@ -11,52 +11,49 @@ nothing and needs no GPU.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from smimig.client import Ids, Smi, default_client
-from smimig.display import Listing
-from smimig.errors import (
-    MigOperationError,
-    NvidiaSmiError,
-    NvidiaSmiNotFound,
-    NvidiaSmiTimeout,
-    ParseError,
-    PermissionDenied,
-    SmimigError,
-)
-from smimig.jobs import DeviceRun, cuda_visible_devices, device_env, run_on_each
-from smimig.layout import GiSpec, Layout, LayoutError, MigPartedDevice
-from smimig.models import (
-    ComputeInstance,
-    ComputeInstancePlacements,
-    ComputeInstanceProfile,
-    CreatedComputeInstance,
-    CreatedGpuInstance,
-    DestroyedComputeInstance,
-    DestroyedGpuInstance,
-    Gpu,
-    GpuInstance,
-    GpuInstancePlacements,
-    GpuInstanceProfile,
-    GpuProcess,
-    MigDevice,
-    MigDeviceUsage,
-    MigMode,
-    MigModeChange,
-    OperationFailure,
-    OperationOutput,
-    Placement,
-)
-from smimig.planner import ApplyResult, GpuPlan, InstanceBusy, Plan, Step, apply, export, load_layout, plan
-from smimig.runner import Runner, RunResult, SubprocessRunner
-from smimig.specs import CiProfileSpec, GiProfileSpec
-from smimig.status import (
-    ComputeInstanceStatus,
-    GpuInstanceStatus,
-    GpuStatus,
-    MigDeviceInfo,
-    NodeStatus,
-)
+if TYPE_CHECKING:  # the names, for type checkers and readers; at run time they load on first use
+    from smimig.client import Ids, Smi
+    from smimig.display import Listing
+    from smimig.errors import (
+        MigOperationError,
+        NvidiaSmiError,
+        NvidiaSmiNotFound,
+        NvidiaSmiTimeout,
+        ParseError,
+        PermissionDenied,
+        SmimigError,
+    )
+    from smimig.jobs import DeviceRun, cuda_visible_devices, device_env, run_on_each
+    from smimig.layout import GiSpec, Layout, LayoutError, MigPartedDevice
+    from smimig.models import (
+        ComputeInstance,
+        ComputeInstancePlacements,
+        ComputeInstanceProfile,
+        CreatedComputeInstance,
+        CreatedGpuInstance,
+        DestroyedComputeInstance,
+        DestroyedGpuInstance,
+        Gpu,
+        GpuInstance,
+        GpuInstancePlacements,
+        GpuInstanceProfile,
+        GpuProcess,
+        MigDevice,
+        MigDeviceUsage,
+        MigMode,
+        MigModeChange,
+        OperationFailure,
+        OperationOutput,
+        Placement,
+    )
+    from smimig.planner import ApplyResult, GpuPlan, InstanceBusy, Plan, Step, apply, export, load_layout, plan
+    from smimig.runner import Runner, RunResult, SubprocessRunner
+    from smimig.specs import CiProfileSpec, GiProfileSpec
+    from smimig.status import ComputeInstanceStatus, GpuInstanceStatus, GpuStatus, MigDeviceInfo, NodeStatus
 
 __all__ = [
     "ApplyResult",
@@ -137,92 +134,172 @@ __all__ = [
 
 __version__ = "0.1.0"
 
+# Where each public name lives: `import smimig` loads none of them (see benchmarks/run.py); the first
+# use of a name imports its module.
+_EXPORTS = {
+    "ApplyResult": "smimig.planner",
+    "CiProfileSpec": "smimig.specs",
+    "ComputeInstance": "smimig.models",
+    "ComputeInstancePlacements": "smimig.models",
+    "ComputeInstanceProfile": "smimig.models",
+    "ComputeInstanceStatus": "smimig.status",
+    "CreatedComputeInstance": "smimig.models",
+    "CreatedGpuInstance": "smimig.models",
+    "DestroyedComputeInstance": "smimig.models",
+    "DestroyedGpuInstance": "smimig.models",
+    "DeviceRun": "smimig.jobs",
+    "GiProfileSpec": "smimig.specs",
+    "GiSpec": "smimig.layout",
+    "Gpu": "smimig.models",
+    "GpuInstance": "smimig.models",
+    "GpuInstancePlacements": "smimig.models",
+    "GpuInstanceProfile": "smimig.models",
+    "GpuInstanceStatus": "smimig.status",
+    "GpuPlan": "smimig.planner",
+    "GpuProcess": "smimig.models",
+    "GpuStatus": "smimig.status",
+    "Ids": "smimig.client",
+    "InstanceBusy": "smimig.errors",
+    "Layout": "smimig.layout",
+    "LayoutError": "smimig.errors",
+    "Listing": "smimig.display",
+    "MigDevice": "smimig.models",
+    "MigDeviceInfo": "smimig.status",
+    "MigDeviceUsage": "smimig.models",
+    "MigMode": "smimig.models",
+    "MigModeChange": "smimig.models",
+    "MigOperationError": "smimig.errors",
+    "MigPartedDevice": "smimig.layout",
+    "NodeStatus": "smimig.status",
+    "NvidiaSmiError": "smimig.errors",
+    "NvidiaSmiNotFound": "smimig.errors",
+    "NvidiaSmiTimeout": "smimig.errors",
+    "OperationFailure": "smimig.models",
+    "OperationOutput": "smimig.models",
+    "ParseError": "smimig.errors",
+    "PermissionDenied": "smimig.errors",
+    "Placement": "smimig.models",
+    "Plan": "smimig.planner",
+    "RunResult": "smimig.runner",
+    "Runner": "smimig.runner",
+    "Smi": "smimig.client",
+    "SmimigError": "smimig.errors",
+    "Step": "smimig.planner",
+    "SubprocessRunner": "smimig.runner",
+    "apply": "smimig.planner",
+    "cuda_visible_devices": "smimig.jobs",
+    "device_env": "smimig.jobs",
+    "export": "smimig.planner",
+    "load_layout": "smimig.planner",
+    "plan": "smimig.planner",
+    "run_on_each": "smimig.jobs",
+}
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401  # any public object
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'smimig' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def _client() -> Smi:
+    from smimig.client import default_client  # noqa: PLC0415  # loaded on first use, not at import
+
+    return default_client()
+
 
 def list_gpus(gpu: Ids = None) -> list[Gpu]:
     """The GPUs and their MIG devices. See :meth:`Smi.list_gpus`. Command: ``nvidia-smi -L``"""
-    return default_client().list_gpus(gpu)
+    return _client().list_gpus(gpu)
 
 
 def mig_mode(gpu: Ids = None) -> list[MigMode]:
     """Each GPU's MIG mode. See :meth:`Smi.mig_mode`. Command: ``nvidia-smi --query-gpu=…``"""
-    return default_client().mig_mode(gpu)
+    return _client().mig_mode(gpu)
 
 
 def list_gi_profiles(gpu: Ids = None) -> list[GpuInstanceProfile]:
     """GPU instance profiles. See :meth:`Smi.list_gi_profiles`. Command: ``nvidia-smi mig -lgip``"""
-    return default_client().list_gi_profiles(gpu)
+    return _client().list_gi_profiles(gpu)
 
 
 def list_gi_placements(gpu: Ids = None) -> list[GpuInstancePlacements]:
     """GPU instance placements. See :meth:`Smi.list_gi_placements`. Command: ``nvidia-smi mig -lgipp``"""
-    return default_client().list_gi_placements(gpu)
+    return _client().list_gi_placements(gpu)
 
 
 def list_gis(gpu: Ids = None) -> list[GpuInstance]:
     """GPU instances. See :meth:`Smi.list_gis`. Command: ``nvidia-smi mig -lgi``"""
-    return default_client().list_gis(gpu)
+    return _client().list_gis(gpu)
 
 
 def list_ci_profiles(gpu: Ids = None, gi: Ids = None) -> list[ComputeInstanceProfile]:
     """Compute instance profiles. See :meth:`Smi.list_ci_profiles`. Command: ``nvidia-smi mig -lcip``"""
-    return default_client().list_ci_profiles(gpu, gi)
+    return _client().list_ci_profiles(gpu, gi)
 
 
 def list_ci_placements(gpu: Ids = None, gi: Ids = None) -> list[ComputeInstancePlacements]:
     """Compute instance placements. See :meth:`Smi.list_ci_placements`. Command: ``nvidia-smi mig -lcipp``"""
-    return default_client().list_ci_placements(gpu, gi)
+    return _client().list_ci_placements(gpu, gi)
 
 
 def list_cis(gpu: Ids = None, gi: Ids = None) -> list[ComputeInstance]:
     """Compute instances. See :meth:`Smi.list_cis`. Command: ``nvidia-smi mig -lci``"""
-    return default_client().list_cis(gpu, gi)
+    return _client().list_cis(gpu, gi)
 
 
 def list_mig_devices(gpu: Ids = None) -> list[MigDeviceUsage]:
     """The "MIG devices:" table. See :meth:`Smi.list_mig_devices`. Command: ``nvidia-smi``"""
-    return default_client().list_mig_devices(gpu)
+    return _client().list_mig_devices(gpu)
 
 
 def enable_mig(gpu: int | Sequence[int]) -> list[MigModeChange]:
     """Turn MIG mode on. See :meth:`Smi.enable_mig`. Command: ``nvidia-smi -i N -mig 1``"""
-    return default_client().enable_mig(gpu)
+    return _client().enable_mig(gpu)
 
 
 def disable_mig(gpu: int | Sequence[int]) -> list[MigModeChange]:
     """Turn MIG mode off. See :meth:`Smi.disable_mig`. Command: ``nvidia-smi -i N -mig 0``"""
-    return default_client().disable_mig(gpu)
+    return _client().disable_mig(gpu)
 
 
 def create_gi(gpu: int, profiles: Sequence[GiProfileSpec], ci: bool = False) -> list[CreatedGpuInstance]:
     """Create GPU instances. See :meth:`Smi.create_gi`. Command: ``nvidia-smi mig -i N -cgi … [-C]``"""
-    return default_client().create_gi(gpu, profiles, ci=ci)
+    return _client().create_gi(gpu, profiles, ci=ci)
 
 
 def create_ci(gpu: int, gi: int, profiles: Sequence[CiProfileSpec] | None = None) -> list[CreatedComputeInstance]:
     """Create compute instances. See :meth:`Smi.create_ci`. Command: ``nvidia-smi mig -i N -gi G -cci …``"""
-    return default_client().create_ci(gpu, gi, profiles)
+    return _client().create_ci(gpu, gi, profiles)
 
 
 def destroy_ci(gpu: Ids = None, gi: Ids = None, ci: Ids = None) -> list[DestroyedComputeInstance]:
     """Destroy compute instances. See :meth:`Smi.destroy_ci`. Command: ``nvidia-smi mig -dci``"""
-    return default_client().destroy_ci(gpu, gi, ci)
+    return _client().destroy_ci(gpu, gi, ci)
 
 
 def destroy_gi(gpu: Ids = None, gi: Ids = None) -> list[DestroyedGpuInstance]:
     """Destroy GPU instances. See :meth:`Smi.destroy_gi`. Command: ``nvidia-smi mig -dgi``"""
-    return default_client().destroy_gi(gpu, gi)
+    return _client().destroy_gi(gpu, gi)
 
 
 def devices(gpu: Ids = None) -> list[MigDeviceInfo]:
     """The MIG devices with their ids and UUIDs. See :meth:`Smi.devices`. Command: ``nvidia-smi -L``"""
-    return default_client().devices(gpu)
+    return _client().devices(gpu)
 
 
 def status(gpu: Ids = None) -> NodeStatus:
     """The node's MIG state at a glance. See :meth:`Smi.status`."""
-    return default_client().status(gpu)
+    return _client().status(gpu)
 
 
 def list_processes(gpu: Ids = None) -> list[GpuProcess]:
     """Processes on the GPUs. See :meth:`Smi.list_processes`. Command: ``nvidia-smi``"""
-    return default_client().list_processes(gpu)
+    return _client().list_processes(gpu)

@@ -22,6 +22,7 @@ import attrs
 
 import smimig
 from smimig.errors import (
+    InstanceBusy,
     MigOperationError,
     NvidiaSmiError,
     NvidiaSmiNotFound,
@@ -29,7 +30,6 @@ from smimig.errors import (
     ParseError,
     SmimigError,
 )
-from smimig.planner import InstanceBusy
 
 __all__ = [
     "EXIT_NVIDIA_SMI",

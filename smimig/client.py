@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Sequence
-from typing import Callable, TypeVar, Union
+from typing import TYPE_CHECKING, Callable, TypeVar, Union
 
 import attrs
 
@@ -36,7 +36,9 @@ from smimig.models import (
 from smimig.parsers._common import EMPTY_LISTINGS, is_empty_message
 from smimig.runner import DEFAULT_TIMEOUT, Runner, RunResult, SubprocessRunner
 from smimig.specs import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_list
-from smimig.status import MigDeviceInfo, NodeStatus, build_devices, build_status
+
+if TYPE_CHECKING:
+    from smimig.status import MigDeviceInfo, NodeStatus
 
 __all__ = ["Ids", "Smi", "default_client", "validate_ids"]
 
@@ -297,6 +299,8 @@ class Smi:
 
         Command line equivalent: ``nvidia-smi -L`` and ``nvidia-smi [-i N]``
         """
+        from smimig.status import build_devices  # noqa: PLC0415  # only the views need it
+
         return Listing(build_devices(self.list_gpus(gpu), self.list_mig_devices(gpu)))
 
     def status(self, gpu: Ids = None) -> NodeStatus:
@@ -306,6 +310,8 @@ class Smi:
         Command line equivalent: ``nvidia-smi -L``, ``--query-gpu=…mig.mode…``, ``nvidia-smi mig -lgi``,
         ``-lci``, ``-lgip`` and ``nvidia-smi``, read side by side
         """
+        from smimig.status import build_status  # noqa: PLC0415  # only the views need it
+
         gpus = self.list_gpus(gpu)
         modes = self.mig_mode(gpu)
         mig_gpus = [mode.gpu for mode in modes if mode.current]

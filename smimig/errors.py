@@ -8,7 +8,9 @@
     ├── NvidiaSmiError               nvidia-smi failed: non-zero exit, or a known error text with exit 0
     │   └── MigOperationError        create/destroy/mode change failed, maybe part-way (.completed)
     │       └── PermissionDenied     "Insufficient Permissions": run as root or with Smi(sudo=True)
-    └── ParseError                   output that smimig does not recognise (never a guess)
+    ├── ParseError                   output that smimig does not recognise (never a guess)
+    ├── LayoutError                  a layout that cannot be read or realised (also a ValueError)
+    └── InstanceBusy                 apply would destroy instances that processes run on
 
 Errors keep what a user needs to act on as attributes (the command, exit code, stdout and stderr, the
 offending text and line) and only format them in ``__str__``. Arguments that are wrong before any process
@@ -19,9 +21,14 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from smimig.models import GpuProcess
 
 __all__ = [
+    "InstanceBusy",
+    "LayoutError",
     "MigOperationError",
     "NvidiaSmiError",
     "NvidiaSmiNotFound",
@@ -216,3 +223,39 @@ def _rebuild(cls: type[MigOperationError], state: dict[str, Any]) -> MigOperatio
     error = cls.__new__(cls)
     error.__dict__.update(state)
     return error
+
+
+class LayoutError(SmimigError, ValueError):
+    """A layout that cannot be read, or cannot be realised on the GPUs it names.
+
+    ``reason`` says why (which profile, which slices are taken); ``suggestions`` lists the closest layouts
+    that do fit, when there are any.
+    """
+
+    def __init__(self, reason: str, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.suggestions = tuple(suggestions)
+
+    def __str__(self) -> str:
+        if not self.suggestions:
+            return self.reason
+        return self.reason + "\nlayouts that fit instead: " + "; ".join(self.suggestions)
+
+
+class InstanceBusy(SmimigError):
+    """``apply`` would destroy instances (or change the MIG mode of GPUs) that processes are running on.
+
+    ``processes`` lists them; ``apply(..., force=True)`` goes ahead anyway.
+    """
+
+    def __init__(self, processes: Sequence[GpuProcess]) -> None:
+        super().__init__(processes)
+        self.processes = tuple(processes)
+
+    def __str__(self) -> str:
+        where = "; ".join(
+            f"PID {p.pid} ({p.name}) on GPU {p.gpu}" + (f" GI {p.gi} CI {p.ci}" if p.gi is not None else "")
+            for p in self.processes
+        )
+        return f"refusing to destroy instances that processes run on: {where}. Stop them, or use force=True."

@@ -23,7 +23,7 @@ from typing import Any, Union
 
 import attrs
 
-from smimig.errors import SmimigError
+from smimig.errors import LayoutError
 from smimig.specs import gi_profile_item
 
 __all__ = [
@@ -36,24 +36,6 @@ __all__ = [
 ]
 
 GpuLayout = Union[tuple["GiSpec", ...], None]
-
-
-class LayoutError(SmimigError, ValueError):
-    """A layout that cannot be read, or cannot be realised on the GPUs it names.
-
-    ``reason`` says why (which profile, which slices are taken); ``suggestions`` lists the closest layouts
-    that do fit, when there are any.
-    """
-
-    def __init__(self, reason: str, suggestions: Sequence[str] = ()) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.suggestions = tuple(suggestions)
-
-    def __str__(self) -> str:
-        if not self.suggestions:
-            return self.reason
-        return self.reason + "\nlayouts that fit instead: " + "; ".join(self.suggestions)
 
 
 def short_profile_name(name: str) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 import attrs
 
 from smimig.client import Smi, default_client
-from smimig.errors import SmimigError
-from smimig.layout import GiSpec, Layout, LayoutError, MigPartedDevice, short_profile_name
+from smimig.errors import InstanceBusy, LayoutError
+from smimig.layout import GiSpec, Layout, MigPartedDevice, short_profile_name
 from smimig.models import (
     ComputeInstance,
     GpuInstance,
@@ -29,24 +29,6 @@ from smimig.models import (
 )
 
 __all__ = ["ApplyResult", "GpuPlan", "InstanceBusy", "Plan", "Step", "apply", "export", "load_layout", "plan"]
-
-
-class InstanceBusy(SmimigError):
-    """``apply`` would destroy instances (or change the MIG mode of GPUs) that processes are running on.
-
-    ``processes`` lists them; ``apply(..., force=True)`` goes ahead anyway.
-    """
-
-    def __init__(self, processes: Sequence[GpuProcess]) -> None:
-        super().__init__(processes)
-        self.processes = tuple(processes)
-
-    def __str__(self) -> str:
-        where = "; ".join(
-            f"PID {p.pid} ({p.name}) on GPU {p.gpu}" + (f" GI {p.gi} CI {p.ci}" if p.gi is not None else "")
-            for p in self.processes
-        )
-        return f"refusing to destroy instances that processes run on: {where}. Stop them, or use force=True."
 
 
 @attrs.frozen

@@ -1,18 +1,37 @@
-"""The public surface is exactly what ``__all__`` says (as httpx pins its own)."""
+"""The public surface is exactly what ``__all__`` says (as httpx pins its own), and loads lazily."""
 
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
+
+import pytest
 
 import smimig
 from smimig import parsers
 
+# Names the package root uses itself; not exports.
+OWN = {"annotations", "Sequence", "TYPE_CHECKING", "Any", "importlib"}
+
 
 def test_all_is_sorted_and_complete() -> None:
     assert smimig.__all__ == sorted(smimig.__all__)
-    public = {name for name, value in vars(smimig).items() if not name.startswith("_") and not inspect.ismodule(value)}
-    # imported for annotations only, and the lazily made client behind the module-level functions
-    assert public - {"annotations", "Sequence", "default_client"} == set(smimig.__all__)
+    for name in smimig.__all__:
+        assert getattr(smimig, name) is not None  # every promised name resolves (most load on first use)
+    public = {name for name in dir(smimig) if not name.startswith("_") and not inspect.ismodule(getattr(smimig, name))}
+    assert public - OWN == set(smimig.__all__)
+
+
+def test_unknown_attribute() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        smimig.nope  # noqa: B018
+
+
+def test_import_is_lazy() -> None:
+    code = "import sys, smimig; print(sorted(m for m in sys.modules if m.startswith('smimig')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "['smimig']"
 
 
 def test_parsers_all() -> None:
@@ -22,5 +41,12 @@ def test_parsers_all() -> None:
 
 
 def test_errors_share_one_base() -> None:
-    for name in ("NvidiaSmiError", "NvidiaSmiNotFound", "NvidiaSmiTimeout", "ParseError"):
+    for name in (
+        "NvidiaSmiError",
+        "NvidiaSmiNotFound",
+        "NvidiaSmiTimeout",
+        "ParseError",
+        "LayoutError",
+        "InstanceBusy",
+    ):
         assert issubclass(getattr(smimig, name), smimig.SmimigError)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import parse
+if TYPE_CHECKING:
+    import parse
 
 from smimig.errors import ParseError
 from smimig.models import Placement
@@ -16,6 +17,7 @@ __all__ = [
     "NO_GPU_INSTANCES",
     "NO_MIG_DEVICES",
     "NO_MIG_ENABLED_DEVICES",
+    "LazyPattern",
     "compile_pattern",
     "is_empty_message",
     "match_line",
@@ -49,12 +51,31 @@ _TYPES: Mapping[str, Callable[[str], object]] = {
 }
 
 
-def compile_pattern(pattern: str) -> parse.Parser:
-    """Compile a ``parse`` pattern over whitespace-collapsed text, with smimig's strict field types."""
-    return parse.compile(pattern, extra_types=dict(_TYPES), case_sensitive=True)
+class LazyPattern:
+    """A ``parse`` pattern compiled on its first use, so importing smimig compiles nothing."""
+
+    __slots__ = ("_compiled", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._compiled: parse.Parser | None = None
+
+    def parse(self, text: str) -> parse.Result | None:
+        if self._compiled is None:
+            import parse  # noqa: PLC0415  # lazily: parse builds its regexes at compile time
+
+            self._compiled = parse.compile(self.pattern, extra_types=dict(_TYPES), case_sensitive=True)
+        result: parse.Result | None = self._compiled.parse(text)
+        return result
 
 
-def match_line(pattern: parse.Parser, line: str, text: str, number: int, what: str) -> dict[str, Any]:
+def compile_pattern(pattern: str) -> LazyPattern:
+    """A ``parse`` pattern over whitespace-collapsed text, with smimig's strict field types (compiled once,
+    on first use)."""
+    return LazyPattern(pattern)
+
+
+def match_line(pattern: LazyPattern, line: str, text: str, number: int, what: str) -> dict[str, Any]:
     """Match one whitespace-collapsed line or raise ParseError naming it."""
     result = pattern.parse(" ".join(line.split()))
     if result is None:

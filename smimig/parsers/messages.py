@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from typing import Callable, TypeVar
 
 import attrs
-import parse
 
 from smimig.errors import ParseError
 from smimig.models import (
@@ -40,6 +39,7 @@ from smimig.parsers._common import (
     NO_COMPUTE_INSTANCES,
     NO_GPU_INSTANCES,
     NO_MIG_ENABLED_DEVICES,
+    LazyPattern,
     compile_pattern,
 )
 
@@ -148,7 +148,7 @@ def _read(
     return OperationOutput(tuple(completed), tuple(failures), tuple(warnings))
 
 
-def _matcher(pattern: parse.Parser, model: Callable[..., T]) -> Callable[[str], T | None]:
+def _matcher(pattern: LazyPattern, model: Callable[..., T]) -> Callable[[str], T | None]:
     def success(line: str) -> T | None:
         result = pattern.parse(line)
         return None if result is None else model(**result.named)

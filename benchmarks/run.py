@@ -1,0 +1,344 @@
+"""smimig's benchmarks: what smimig adds on top of nvidia-smi. Prints tables; asserts nothing.
+
+    python benchmarks/run.py            (also: tox -e bench)
+    python benchmarks/run.py --quick    fewer repetitions
+
+Sections: import time over a bare interpreter; parse time per fixture and for a large synthetic node; the
+end-to-end overhead of each public listing over a bare subprocess call of the same binary (the simulator's
+stand-in for both); the nvidia-smi calls each plan makes against the minimum. Each row states its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import smimig  # noqa: E402  # after the path is set, so the checkout's smimig is measured
+from smimig import parsers  # noqa: E402
+from smimig.runner import SubprocessRunner  # noqa: E402
+from smimig.sim import SimulatedRunner  # noqa: E402
+
+IMPORT_TARGET_MS = 25.0
+PARSE_TARGET_US = 300.0
+OVERHEAD_TARGET = 1.05
+
+
+def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    from tabulate import tabulate
+
+    print(f"\n## {title}\n")
+    print(tabulate(rows, headers=header, tablefmt="github", floatfmt=".3g", disable_numparse=True))
+    sys.stdout.flush()
+
+
+def median_of(function: Callable[[], object], repeat: int) -> float:
+    """Median seconds per call of ``function``, each sample over enough calls to last ~20 ms."""
+    timer = timeit.Timer(function)
+    number, _ = timer.autorange()
+    number = max(1, number // 10)
+    return statistics.median(timer.repeat(repeat=repeat, number=number)) / number
+
+
+# -- import ---------------------------------------------------------------------------------------
+
+
+def import_times(runs: int) -> None:
+    def importtime(statement: str, module: str) -> float:
+        samples = []
+        for _ in range(runs):
+            result = subprocess.run(
+                [sys.executable, "-X", "importtime", "-c", statement],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+            )
+            line = next(
+                line
+                for line in result.stderr.splitlines()
+                if line.count("|") == 2 and line.split("|")[2].strip() == module
+            )
+            samples.append(int(line.split("|")[1]) / 1000)
+        return statistics.median(samples)
+
+    def wall(statement: str) -> float:
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", statement], check=True, cwd=ROOT)
+            samples.append((time.perf_counter() - start) * 1000)
+        return statistics.median(samples)
+
+    def in_process(statement: str) -> float:
+        code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+        samples = []
+        for _ in range(runs):
+            result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+            samples.append(float(result.stdout) * 1000)
+        return statistics.median(samples)
+
+    bare = wall("pass")
+    first_use = "import smimig; smimig.Smi; smimig.list_gis"
+    rows = [
+        ["import smimig (-X importtime, cumulative)", f"{importtime('import smimig', 'smimig'):.1f}", IMPORT_TARGET_MS],
+        [f"{first_use} (loads the listing API)", f"{in_process(first_use):.1f}", "-"],
+        ["import smimig.cli (what the smimig command loads)", f"{in_process('import smimig.cli'):.1f}", "-"],
+        ["python -c 'import smimig' over python -c pass (wall)", f"{wall('import smimig') - bare:.1f}", "-"],
+        ["python -c pass (wall, for scale)", f"{bare:.1f}", "-"],
+    ]
+    heavy = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, smimig; smimig.Smi; print(' '.join(m for m in ('tabulate', 'yaml', 'smimig.sim', "
+            "'smimig.planner', 'smimig.cli') if m in sys.modules) or 'none')",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout.strip()
+    rows.append(["heavy modules loaded by import smimig; smimig.Smi", heavy, "none"])
+    table(f"Import time, ms (median of {runs} fresh processes)", ["what", "ms", "target"], rows)
+
+
+# -- parsing --------------------------------------------------------------------------------------
+
+
+def fixtures() -> list[tuple[str, str, str, dict[str, Any]]]:
+    found = []
+    for path in sorted((ROOT / "fixtures").rglob("*.json")):
+        spec = json.loads(path.read_text())
+        if not spec.get("parser"):
+            continue
+        base = path.parent / path.name.split(".")[0]
+        text_path = base.with_suffix(".txt") if base.with_suffix(".txt").exists() else base.with_suffix(".stdout")
+        options = {"fields": tuple(spec["fields"])} if "fields" in spec else {}
+        found.append((f"{path.parent.name}/{path.name}", spec["parser"], text_path.read_text(), options))
+    return found
+
+
+def parse_times(repeat: int) -> None:
+    rows = []
+    for name, parser, text, options in fixtures():
+        function = getattr(parsers, parser)
+        seconds = median_of(lambda function=function, text=text, options=options: function(text, **options), repeat)
+        micro = seconds * 1e6
+        rows.append([name, parser, f"{micro:.1f}", "ok" if micro < PARSE_TARGET_US else "MISSED"])
+    table(
+        f"Parse time per fixture, µs per call (median of {repeat}; target < {PARSE_TARGET_US:.0f} µs)",
+        ["fixture", "parser", "µs", "target"],
+        rows,
+    )
+
+
+def large_node(gpus: int) -> SimulatedRunner:
+    """A100-40GB GPUs, each with seven 1g.5gb GPU instances and a compute instance in each."""
+    runner = SimulatedRunner("A100-40GB", gpus=gpus, mig=True)
+    smi = smimig.Smi(runner=runner)
+    for gpu in range(gpus):
+        smi.create_gi(gpu, ["1g.5gb"] * 7, ci=True)
+    return runner
+
+
+def scaling(repeat: int) -> None:
+    one, eight = large_node(1), large_node(8)
+    listings = [
+        ("-L", ["-L"], parsers.parse_gpu_list),
+        ("-lgi", ["mig", "-lgi"], parsers.parse_gis),
+        ("-lci", ["mig", "-lci"], parsers.parse_cis),
+        ("nvidia-smi (MIG devices)", [], parsers.parse_mig_devices),
+    ]
+    rows = []
+    for name, args, parser in listings:
+        small_text, big_text = one.run(args).stdout, eight.run(args).stdout
+        small_timer = timeit.Timer(lambda parser=parser, text=small_text: parser(text))
+        big_timer = timeit.Timer(lambda parser=parser, text=big_text: parser(text))
+        small_number = max(1, small_timer.autorange()[0] // 10)
+        big_number = max(1, big_timer.autorange()[0] // 10)
+        smalls, bigs = [], []
+        for _ in range(repeat):  # interleaved, so a noisy moment hits both sizes alike
+            smalls.append(small_timer.timeit(small_number) / small_number)
+            bigs.append(big_timer.timeit(big_number) / big_number)
+        small, big = statistics.median(smalls) * 1e6, statistics.median(bigs) * 1e6
+        ratio = statistics.median(b / s for s, b in zip(smalls, bigs))
+        count = len(parser(big_text))
+        rows.append([name, count, f"{small:.1f}", f"{big:.1f}", f"{ratio:.2f}", "ok" if ratio <= 8 else "MISSED"])
+    table(
+        "Parse time on a large node: 8 GPUs x 7 GIs x 1 CI (56 MIG devices) against 1 GPU, µs "
+        "(target: 8 GPUs no worse than 8x one GPU)",
+        ["listing", "rows (8 GPUs)", "1 GPU", "8 GPUs", "ratio", "target"],
+        rows,
+    )
+
+
+# -- end to end -------------------------------------------------------------------------------------
+
+
+def overhead(runs: int) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        state = Path(directory) / "node.json"
+        env = {**os.environ, "SMIMIG_SIM_STATE": str(state), "SMIMIG_SIM_MODEL": "A30x4"}
+        os.environ.update({"SMIMIG_SIM_STATE": str(state), "SMIMIG_SIM_MODEL": "A30x4"})
+        stand_in = Path(directory) / "nvidia-smi"
+        stand_in.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m smimig.sim "$@"\n')
+        stand_in.chmod(0o755)
+        smi = smimig.Smi(runner=SubprocessRunner(str(stand_in)))
+        smi.enable_mig(0)
+        smi.create_gi(0, ["2g.12gb", "1g.6gb", "1g.6gb"], ci=True)
+        calls: list[tuple[str, list[str], Callable[[], object]]] = [
+            ("list_gpus", ["-L"], smi.list_gpus),
+            ("mig_mode", [f"--query-gpu={','.join(parsers.MIG_MODE_FIELDS)}", "--format=csv,noheader"], smi.mig_mode),
+            ("list_gi_profiles", ["mig", "-lgip"], smi.list_gi_profiles),
+            ("list_gi_placements", ["mig", "-lgipp"], smi.list_gi_placements),
+            ("list_gis", ["mig", "-lgi"], smi.list_gis),
+            ("list_ci_profiles", ["mig", "-lcip"], smi.list_ci_profiles),
+            ("list_cis", ["mig", "-lci"], smi.list_cis),
+            ("list_mig_devices", [], smi.list_mig_devices),
+        ]
+        rows = []
+        for name, args, call in calls:
+            bare_samples, api_samples, ratios = [], [], []
+            for _ in range(runs):  # interleaved pairs, so drift hits both alike; the ratio is taken per pair
+                start = time.perf_counter()
+                completed = subprocess.run([str(stand_in), *args], capture_output=True, text=True, env=env, check=False)
+                bare_samples.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                call()
+                api_samples.append(time.perf_counter() - start)
+                ratios.append(api_samples[-1] / bare_samples[-1])
+            canned = smimig.Smi(runner=_Canned(completed.returncode, completed.stdout, completed.stderr))
+            own = median_of(lambda canned=canned, name=name: getattr(canned, name)(), 5) * 1000
+            bare, api = statistics.median(bare_samples) * 1000, statistics.median(api_samples) * 1000
+            ratio = statistics.median(ratios)
+            computed = (bare + own) / bare
+            rows.append(
+                [
+                    name,
+                    f"{bare:.1f}",
+                    f"{api:.1f}",
+                    f"{ratio:.3f}",
+                    f"{own:.3f}",
+                    f"{computed:.4f}",
+                    "ok" if computed <= OVERHEAD_TARGET else "MISSED",
+                ]
+            )
+        table(
+            f"End to end: public listing vs the bare subprocess call of the same binary, ms (median of {runs} "
+            f"interleaved pairs; target <= {OVERHEAD_TARGET}x). 'smimig's own cost' is the same call on a runner "
+            "that returns the recorded output without a process: what smimig adds, free of process-start noise",
+            [
+                "call",
+                "bare subprocess",
+                "smimig",
+                "ratio (median of pairs)",
+                "smimig's own cost",
+                "bare + own / bare",
+                "target",
+            ],
+            rows,
+        )
+
+
+class _Canned:
+    """A runner that answers every call with one recorded result, to time smimig's own work alone."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.result = (returncode, stdout, stderr)
+
+    def run(self, args: Sequence[str]) -> Any:
+        from smimig.runner import RunResult
+
+        return RunResult(("nvidia-smi", *args), *self.result)
+
+
+# -- apply -----------------------------------------------------------------------------------------
+
+
+class Counting:
+    def __init__(self, runner: Any) -> None:
+        self.runner, self.calls = runner, []  # type: ignore[var-annotated]
+
+    def run(self, args: Sequence[str]) -> Any:
+        self.calls.append(list(args))
+        return self.runner.run(args)
+
+
+def apply_calls() -> None:
+    mutating = ("-cgi", "-cci", "-dci", "-dgi", "-mig")
+    cases = [
+        ("A100-40GB x1, empty -> 4g+2g+1g", "A100-40GB", 1, [], {0: ["4g.20gb", "2g.10gb", "1g.5gb"]}, 1),
+        ("A100-40GB x2, empty -> 7 x 1g on each", "A100-40GB", 2, [], {0: ["1g.5gb"] * 7, 1: ["1g.5gb"] * 7}, 2),
+        ("A30 x4, empty -> 2g+1g+1g on GPU 0", "A30", 4, [], {0: ["2g.12gb", "1g.6gb", "1g.6gb"]}, 1),
+        (
+            "A100-40GB x1, 4g+2g+1g -> 4g+1g+1g+1g (keep 4g, 1g)",
+            "A100-40GB",
+            1,
+            [(0, ["4g.20gb", "2g.10gb", "1g.5gb"])],
+            {0: ["4g.20gb", "1g.5gb", "1g.5gb", "1g.5gb"]},
+            3,
+        ),
+        (
+            "H100 x1, custom CIs in a 3g.40gb",
+            "H100-80GB",
+            1,
+            [],
+            {0: [{"profile": "3g.40gb", "cis": ["2c.3g.40gb", "1c.3g.40gb"]}, "3g.40gb"]},
+            3,
+        ),
+        (
+            "A30 x4, the same layout again",
+            "A30",
+            4,
+            [(0, ["2g.12gb", "1g.6gb", "1g.6gb"])],
+            {0: ["2g.12gb", "1g.6gb", "1g.6gb"]},
+            0,
+        ),
+    ]
+    rows = []
+    for name, model, gpus, before, wanted, minimum in cases:
+        counting = Counting(SimulatedRunner(model, gpus=gpus, mig=True))
+        smi = smimig.Smi(runner=counting)
+        for gpu, profiles in before:
+            smi.create_gi(gpu, profiles, ci=True)
+        counting.calls.clear()
+        result = smimig.apply(smimig.Layout.from_dict(wanted), smi=smi)
+        changes = sum(1 for call in counting.calls if any(option in call for option in mutating))
+        reads = len(counting.calls) - changes
+        rows.append([name, result.plan.reads, changes, minimum, "ok" if changes <= minimum else "MORE", reads])
+    table(
+        "apply: nvidia-smi calls per plan (mutating calls against the fewest possible)",
+        ["layout", "reads to plan", "mutating calls", "minimum", "", "all reads (plan, verify, export)"],
+        rows,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI)")
+    options = parser.parse_args(argv)
+    runs, repeat = (5, 5) if options.quick else (11, 9)
+    print(f"# smimig {smimig.__version__} benchmarks — Python {sys.version.split()[0]} on {sys.platform}")
+    import_times(runs)
+    parse_times(repeat)
+    scaling(repeat)
+    overhead(runs)
+    apply_calls()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
