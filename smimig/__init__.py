@@ -196,7 +196,28 @@ _EXPORTS = {
 }
 
 
+_SUBMODULES = frozenset(
+    (
+        "cli",
+        "client",
+        "display",
+        "errors",
+        "jobs",
+        "layout",
+        "models",
+        "parsers",
+        "planner",
+        "runner",
+        "sim",
+        "specs",
+        "status",
+    )
+)
+
+
 def __getattr__(name: str) -> Any:  # noqa: ANN401  # any public object
+    if name in _SUBMODULES:  # smimig.parsers.parse_gis(...) after a bare `import smimig`
+        return importlib.import_module(f"smimig.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'smimig' has no attribute {name!r}")

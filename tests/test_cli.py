@@ -272,11 +272,14 @@ def test_plan_apply_export_run(run: Any, tmp_path: Path) -> None:
     assert run("apply", str(tmp_path / "exported.yaml")).stdout == "nothing to do: already as the layout says\n"
     assert '"mig-enabled": true' not in run("export", "--format", "mig-parted").stdout
     assert "mig-configs:" in run("export", "--format", "mig-parted").stdout
-    ran = run("run", "--each", "--", sys.executable, "-c", "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    touch = "import os, sys; open(os.path.join(sys.argv[1], os.environ['CUDA_VISIBLE_DEVICES']), 'w').close()"
+    ran = run("run", "--each", "--", sys.executable, "-c", touch, str(marks))
     assert ran.returncode == 0
-    assert sorted(line for line in ran.stdout.splitlines() if line.startswith("MIG-")) == sorted(
-        device["uuid"] for device in json.loads(run("devices", "--json").stdout)
-    )
+    uuids = sorted(device["uuid"] for device in json.loads(run("devices", "--json").stdout))
+    assert sorted(path.name for path in marks.iterdir()) == uuids  # each process saw its own device
+    assert sorted(line.split()[-3] for line in ran.stdout.splitlines()) == [f"{uuid}:" for uuid in uuids]
     failing = run("run", "--each", "-i", "0", "--", sys.executable, "-c", "raise SystemExit(3)")
     assert failing.returncode == 3
 

@@ -40,16 +40,19 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Callable
 
 from smimig.runner import RunResult
 from smimig.sim.catalog import MODELS, GpuModel, model_named
 from smimig.sim.nvsmi import run
-from smimig.sim.state import Node
+from smimig.sim.state import Fault, Node, ProcessState
 
 __all__ = [
     "MODELS",
+    "Fault",
     "GpuModel",
     "Node",
+    "ProcessState",
     "SimulatedRunner",
     "StateFileRunner",
     "model_named",
@@ -75,11 +78,34 @@ class SimulatedRunner:
         model: ``"A30"``, ``"H100-80GB"`` or ``"A100-40GB"``.
         gpus: how many GPUs of that model.
         mig: start with MIG mode on (default: off, as a fresh node).
+        faults: :class:`Fault` s to inject: the nth call using an option fails with nvidia-smi's words.
+
+    Safe to share between threads: one call at a time changes the node.
     """
 
-    def __init__(self, model: str = "A30", gpus: int = 1, *, mig: bool = False) -> None:
+    def __init__(self, model: str = "A30", gpus: int = 1, *, mig: bool = False, faults: Sequence[Fault] = ()) -> None:
         self.node = Node.new(model, gpus, mig=mig)
+        self.node.faults.extend(faults)
         self._lock = threading.Lock()
+
+    def add_process(
+        self, gpu: int, gi: int | None = None, ci: int | None = None, *, pid: int = 4242, name: str = "python"
+    ) -> ProcessState:
+        """Attach a simulated process: it shows in the Processes table and keeps its instance busy."""
+        process = ProcessState(pid, name, gpu, gi, ci)
+        with self._lock:
+            self.node.processes.append(process)
+        return process
+
+    def remove_process(self, pid: int) -> None:
+        """The process ends."""
+        with self._lock:
+            self.node.processes = [process for process in self.node.processes if process.pid != pid]
+
+    def reset_gpu(self, gpu: int) -> None:
+        """``nvidia-smi -r``: a pending MIG mode takes effect (the GPU must be idle)."""
+        with self._lock:
+            self.node.reset_gpu(gpu)
 
     def __repr__(self) -> str:
         return f"SimulatedRunner({self.node.model.key!r}, gpus={len(self.node.gpus)})"
@@ -116,6 +142,19 @@ class StateFileRunner:
         self.path = Path(path)
         self.model = model
         self.gpus = gpus
+
+    def change(self, edit: Callable[[Node], None]) -> None:
+        """Change the node in the file under the lock (add faults or processes, reset a GPU …)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(str(self.path) + ".lock", "a+", encoding="utf-8") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            node = (
+                Node.from_json(json.loads(self.path.read_text(encoding="utf-8")))
+                if self.path.exists()
+                else Node.new(self.model, self.gpus)
+            )
+            edit(node)
+            _write_atomically(self.path, node.to_json())
 
     def __repr__(self) -> str:
         return f"StateFileRunner({str(self.path)!r}, {self.model!r}, gpus={self.gpus})"

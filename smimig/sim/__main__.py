@@ -1,12 +1,16 @@
 """The simulator as a stand-in for the nvidia-smi binary, its state kept in a file.
 
-    smimig-sim [--state FILE] [--model A30x4] [--reset] [NVIDIA-SMI ARGUMENTS…]
+    smimig-sim [--state FILE] [--model A30x4] [--reset] [--fault OPTION=REASON[@N]]…
+               [--process GPU[/GI/CI]=PID:NAME]… [--end-process PID] [--gpu-reset GPU] [NVIDIA-SMI ARGUMENTS…]
     python -m smimig.sim …                        (the same)
 
 Point smimig (or any tool) at it with ``SMIMIG_NVIDIA_SMI=$(command -v smimig-sim)``; then every process
 sees one node. ``--state`` defaults to ``$SMIMIG_SIM_STATE`` or ``smimig-sim.json`` in the user's cache
 directory; ``--model`` (default ``$SMIMIG_SIM_MODEL`` or ``A30x4``) is used when the state file is created,
-or with ``--reset``, which starts over. Each call takes an exclusive lock on ``FILE.lock`` for the whole
+or with ``--reset``, which starts over. ``--fault -cgi="Insufficient Resources@2"`` makes the second ``-cgi``
+from now fail that way; ``--process 0/1/0=4242:python`` attaches a process to GPU 0, GI 1, CI 0 (it shows in
+the Processes table and keeps that instance busy) and ``--end-process 4242`` ends it; ``--gpu-reset N`` makes
+a pending MIG mode take effect. Each call takes an exclusive lock on ``FILE.lock`` for the whole
 read-change-write, and writes the new state to a temporary file renamed over the old one, so concurrent
 calls never see or leave a half-written state.
 """
@@ -17,8 +21,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Callable
+
+import attrs
 
 from smimig.sim import StateFileRunner, parse_node_spec
+from smimig.sim.state import Fault, Node, ProcessState, SimFailure
 
 __all__ = ["default_state_path", "main"]
 
@@ -39,15 +47,55 @@ def default_state_path() -> Path:
 def _split_options(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     """Take smimig-sim's own leading options off; the rest are nvidia-smi's."""
     own: dict[str, str] = {}
-    while argv and argv[0] in ("--state", "--model", "--reset"):
+    changes: list[str] = []
+    while argv and argv[0] in ("--state", "--model", "--reset", "--fault", "--process", "--end-process", "--gpu-reset"):
         option = argv.pop(0)
         if option == "--reset":
             own["reset"] = "1"
-        elif argv:
+        elif not argv:
+            raise SystemExit(f"smimig-sim: {option} needs a value")
+        elif option in ("--state", "--model"):
             own[option[2:]] = argv.pop(0)
         else:
-            raise SystemExit(f"smimig-sim: {option} needs a value")
+            changes.append(f"{option}={argv.pop(0)}")
+    own["changes"] = "\n".join(changes)
     return own, argv
+
+
+def _edit(changes: list[str]) -> Callable[[Node], None]:
+    """One edit of the node for all the --fault/--process/--end-process/--gpu-reset options, in order."""
+    steps: list[Callable[[Node], None]] = []
+    for change in changes:
+        option, _, value = change.partition("=")
+        if option == "--fault":
+            fault = Fault.parse(value)
+
+            def add_fault(node: Node, fault: Fault = fault) -> None:
+                # "@N" counts from now: the Nth such call after this one
+                node.faults.append(attrs.evolve(fault, nth=fault.nth + node.calls.get(fault.option, 0)))
+
+            steps.append(add_fault)
+        elif option == "--process":
+            process = ProcessState.parse(value)
+            steps.append(lambda node, process=process: node.processes.append(process))  # type: ignore[misc]
+        elif option in ("--end-process", "--gpu-reset") and value.isdigit():
+            number = int(value)
+            if option == "--gpu-reset":
+                steps.append(lambda node, gpu=number: node.reset_gpu(gpu))  # type: ignore[misc]
+            else:
+
+                def end(node: Node, pid: int = number) -> None:
+                    node.processes = [process for process in node.processes if process.pid != pid]
+
+                steps.append(end)
+        else:
+            raise ValueError(f"{option} takes a number, got {value!r}")
+
+    def edit(node: Node) -> None:
+        for step in steps:
+            step(node)
+
+    return edit
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,7 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = StateFileRunner(path, model, gpus)
     if "reset" in own:
         runner.reset()
-    if not args and "reset" in own:
+    changes = [change for change in own["changes"].split("\n") if change]
+    if changes:
+        try:
+            runner.change(_edit(changes))
+        except (ValueError, SimFailure) as error:
+            print(f"smimig-sim: {error}", file=sys.stderr)
+            return 2
+    if not args and ("reset" in own or changes):
         return 0
     result = runner.run(args)
     sys.stdout.write(result.stdout)

@@ -141,16 +141,27 @@ def _set_mig(node: Node, gpus: list[int], value: str) -> Answer:
     if value not in ("0", "1", "DISABLED", "ENABLED"):
         return 2, f'Invalid value "{value}" for option "-mig".\n', ""
     enabled = value in ("1", "ENABLED")
+    verb = "enable" if enabled else "disable"
     lines = []
+    fault = node.fault_for("-mig")
     for gpu in gpus:
         bus = node.bus_id(gpu)
         try:
-            node.set_mig(gpu, enabled)
+            if fault is not None:
+                raise SimFailure(fault)
+            in_effect = node.set_mig(gpu, enabled)
         except SimFailure as failure:
-            verb = "enable" if enabled else "disable"
             lines += [f"Unable to {verb} MIG Mode for GPU {bus}: {failure.reason}"]
             lines += ["Terminating early due to previous errors."]
             return _EXIT.get(failure.reason, _OTHER_ERROR), "\n".join(lines) + "\n", ""
+        if not in_effect:  # the recorded driver 515 form (realdata/a100-80gb-pcie-driver515)
+            lines.append(f"Warning: MIG mode is in pending {verb} state for GPU {bus}:In use by another client")
+            lines.append(
+                f"{bus} is currently being used by one or more other processes (e.g. CUDA application or a "
+                "monitoring application such as another instance of nvidia-smi). Please first kill all processes "
+                "using the device and retry the command or reboot the system to make MIG mode effective."
+            )
+            continue
         lines.append(f"{'Enabled' if enabled else 'Disabled'} MIG Mode for GPU {bus}")
     lines.append("All done.")
     return 0, "\n".join(lines) + "\n", ""
@@ -260,9 +271,12 @@ def _create_gis(node: Node, gpus: list[int], items: list[str], default_ci: bool)
     if not targets:
         return _NO_MIG_ENABLED
     lines: list[str] = []
+    fault = node.fault_for("-cgi")
     for gpu in targets:
         for item in items:
             where = f"Unable to create a GPU instance on GPU {gpu:>2} using profile {item}"
+            if fault is not None:
+                return _fail(lines, where, "Failed to create GPU instances", fault)
             ref, _, start_text = item.partition(":")
             profile = node.find_gi_profile(ref)
             if profile is None or (start_text and not start_text.isdigit()):
@@ -299,12 +313,15 @@ def _create_cis(
         line = f"Unable to create a compute instance on GPU {gpu:>2} GPU instance ID {missing:>2} using profile"
         return _fail([], f"{line} {(items or ['default'])[0]}", "Failed to create compute instances", "Not Found")
     lines: list[str] = []
+    fault = node.fault_for("-cci")
     for gpu, gi in gis:
         for item in items if items is not None else [None]:
             where = (
                 f"Unable to create a compute instance on GPU {gpu:>2} GPU instance ID {gi.id:>2} "
                 f"using profile {item if item is not None else 'default'}"
             )
+            if fault is not None:
+                return _fail(lines, where, "Failed to create compute instances", fault)
             profile = node.find_ci_profile(gi, item)
             if profile is None:
                 return _fail(lines, where, "Failed to create compute instances", "Invalid Argument")
@@ -325,9 +342,16 @@ def _destroy_cis(node: Node, gis: list[tuple[int, GiState]], ci_ids: list[int] |
     ]
     if not targets:
         return _NO_CIS
-    lines = []
+    lines: list[str] = []
+    fault = node.fault_for("-dci")
     for gpu, ci in targets:
-        node.destroy_ci(gpu, ci.gi, ci.id)
+        try:
+            if fault is not None:
+                raise SimFailure(fault)
+            node.destroy_ci(gpu, ci.gi, ci.id)
+        except SimFailure as failure:
+            where = f"Unable to destroy compute instance ID {ci.id:>2} from GPU {gpu:>2} GPU instance ID {ci.gi:>2}"
+            return _fail(lines, where, "Failed to destroy compute instances", failure.reason)
         lines.append(
             f"Successfully destroyed compute instance ID {ci.id:>2} from GPU {gpu:>2} GPU instance ID {ci.gi:>2}"
         )
@@ -339,8 +363,11 @@ def _destroy_gis(node: Node, gpus: list[int], gi_ids: list[int] | None) -> Answe
     if not targets:
         return _NO_GIS
     lines: list[str] = []
+    fault = node.fault_for("-dgi")
     for gpu, gi in targets:
         try:
+            if fault is not None:
+                raise SimFailure(fault)
             node.destroy_gi(gpu, gi.id)
         except SimFailure as failure:
             where = f"Unable to destroy GPU instance ID {gi.id:>2} from GPU {gpu:>2}"

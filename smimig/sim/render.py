@@ -286,6 +286,16 @@ def render_table(node: Node, gpus: list[int], timestamp: str | None = None) -> s
         lines.extend(_mig_devices_box(node, gpus, wide))
     lines.append("")
     lines += [_border(width), *(_PROCESSES_580 if wide else _PROCESSES_545)]
-    lines.append(_title(" No running processes found", width))
+    processes = [process for process in node.processes if process.gpu in gpus]
+    if not processes:
+        lines.append(_title(" No running processes found", width))
+    for process in processes:
+        gi = "N/A" if process.gi is None else str(process.gi)
+        ci = "N/A" if process.ci is None else str(process.ci)
+        memory = f"{process.memory_mib}MiB"
+        name_width = width - 55
+        lines.append(
+            f"|{process.gpu:>5}{gi:>5}{ci:>5}{process.pid:>11}{'C':>7}   {process.name[:name_width]:<{name_width}}{memory:>16} |"
+        )
     lines.append(_border(width))
     return "\n".join(lines) + "\n"

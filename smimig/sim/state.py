@@ -18,7 +18,7 @@ import attrs
 
 from smimig.sim.catalog import CiProfileSpec, GiProfile, GpuModel, ci_profiles_for, model_named
 
-__all__ = ["CiState", "GiState", "GpuState", "Node", "SimFailure"]
+__all__ = ["CiState", "Fault", "GiState", "GpuState", "Node", "ProcessState", "SimFailure"]
 
 _NAMESPACE = uuid.UUID("5f3e9c1a-9d7b-4b8e-9a52-6d1c2f0e8a11")
 
@@ -44,6 +44,56 @@ class CiState:
     id: int
     profile_id: int
     start: int
+
+
+@attrs.frozen
+class Fault:
+    """Make the ``nth`` call that uses ``option`` (``"-cgi"``, ``"-dgi"``, ``"-cci"``, ``"-dci"``, ``"-mig"``)
+    fail the way nvidia-smi fails with ``reason`` ("Insufficient Resources", "In use by another client", …),
+    changing nothing. Counted per node from its creation (or from ``--reset`` for the stand-in binary).
+    """
+
+    option: str
+    reason: str
+    nth: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        if self.option not in ("-cgi", "-cci", "-dci", "-dgi", "-mig"):
+            raise ValueError(f"faults apply to -cgi, -cci, -dci, -dgi or -mig, not {self.option!r}")
+        if isinstance(self.nth, bool) or not isinstance(self.nth, int) or self.nth < 1:
+            raise ValueError(f"nth counts from 1; got {self.nth!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> Fault:
+        """``"-cgi=Insufficient Resources@2"`` (``@N`` optional, default 1)."""
+        option, _, rest = text.partition("=")
+        reason, _, nth = rest.rpartition("@") if "@" in rest else (rest, "", "1")
+        if not reason or not nth.isdigit():
+            raise ValueError(f"a fault is OPTION=REASON[@N], e.g. '-cgi=Insufficient Resources@2'; got {text!r}")
+        return cls(option, reason, int(nth))
+
+
+@attrs.define
+class ProcessState:
+    """A simulated process on a GPU (and, in MIG mode, in one compute instance)."""
+
+    pid: int
+    name: str
+    gpu: int
+    gi: int | None = None
+    ci: int | None = None
+    memory_mib: int = 256
+
+    @classmethod
+    def parse(cls, text: str) -> ProcessState:
+        """``"0/1/0=4242:python train.py"`` (GPU/GI/CI) or ``"1=4243:python"`` (a GPU in MIG mode off)."""
+        where, _, what = text.partition("=")
+        pid, _, name = what.partition(":")
+        parts = where.split("/")
+        if not pid.isdigit() or not name or len(parts) not in (1, 3) or not all(p.isdigit() for p in parts):
+            raise ValueError(f"a process is GPU[/GI/CI]=PID:NAME, e.g. '0/1/0=4242:python train.py'; got {text!r}")
+        gpu, gi, ci = (int(parts[0]), None, None) if len(parts) == 1 else tuple(map(int, parts))
+        return cls(int(pid), name, gpu, gi, ci)
 
 
 @attrs.define
@@ -73,6 +123,9 @@ class Node:
 
     model: GpuModel
     gpus: list[GpuState]
+    faults: list[Fault] = attrs.Factory(list)
+    processes: list[ProcessState] = attrs.Factory(list)
+    calls: dict[str, int] = attrs.Factory(dict)  # calls per mutating option, for the faults
 
     @classmethod
     def new(cls, model: str | GpuModel, gpus: int = 1, *, mig: bool = False) -> Node:
@@ -193,10 +246,36 @@ class Node:
         state.gis.sort(key=lambda item: item.id)
         return gi
 
+    def fault_for(self, option: str) -> str | None:
+        """Count a call that uses ``option``; the reason it must fail with, if a fault says so."""
+        self.calls[option] = self.calls.get(option, 0) + 1
+        for fault in self.faults:
+            if fault.option == option and fault.nth == self.calls[option]:
+                return fault.reason
+        return None
+
+    def busy(self, gpu: int, gi: int | None = None, ci: int | None = None) -> bool:
+        """Whether a simulated process runs on the GPU (or that GI, or that CI)."""
+        return any(
+            process.gpu == gpu and (gi is None or process.gi == gi) and (ci is None or process.ci == ci)
+            for process in self.processes
+        )
+
+    def reset_gpu(self, gpu: int) -> None:
+        """What ``nvidia-smi -r`` does once the GPU is idle: a pending MIG mode takes effect."""
+        if self.busy(gpu):
+            raise SimFailure("In use by another client")
+        state = self.gpus[gpu]
+        if not state.mig_pending:
+            state.gis, state.cis = [], []
+        state.mig_current = state.mig_pending
+
     def destroy_gi(self, gpu: int, gi_id: int) -> None:
         state = self.gpus[gpu]
         if self.gi(gpu, gi_id) is None:
             raise SimFailure("Not Found")
+        if self.busy(gpu, gi_id):
+            raise SimFailure("In use by another client")
         if any(ci.gi == gi_id for ci in state.cis):
             raise SimFailure("In use by another client")
         state.gis = [gi for gi in state.gis if gi.id != gi_id]
@@ -233,6 +312,8 @@ class Node:
 
     def destroy_ci(self, gpu: int, gi_id: int, ci_id: int) -> None:
         state = self.gpus[gpu]
+        if self.busy(gpu, gi_id, ci_id):
+            raise SimFailure("In use by another client")
         before = len(state.cis)
         state.cis = [ci for ci in state.cis if (ci.gi, ci.id) != (gi_id, ci_id)]
         if len(state.cis) == before:
@@ -240,11 +321,16 @@ class Node:
 
     # -- MIG mode ---------------------------------------------------------------------------------
 
-    def set_mig(self, gpu: int, enabled: bool) -> None:
+    def set_mig(self, gpu: int, enabled: bool) -> bool:
+        """Change the MIG mode; False when it stays pending because processes use the GPU."""
         state = self.gpus[gpu]
         if not enabled and state.gis:
             raise SimFailure("In use by another client")
-        state.mig_current = state.mig_pending = enabled
+        state.mig_pending = enabled
+        if self.busy(gpu) and state.mig_current != enabled:
+            return False
+        state.mig_current = enabled
+        return True
 
     # -- checks and persistence -------------------------------------------------------------------
 
@@ -275,6 +361,9 @@ class Node:
         return {
             "model": self.model.key,
             "gpus": [attrs.asdict(state) for state in self.gpus],
+            "faults": [attrs.asdict(fault) for fault in self.faults],
+            "processes": [attrs.asdict(process) for process in self.processes],
+            "calls": dict(self.calls),
         }
 
     @classmethod
@@ -291,4 +380,7 @@ class Node:
                     cis=[CiState(**ci) for ci in raw["cis"]],
                 )
             )
-        return cls(model, gpus)
+        faults = [Fault(**fault) for fault in data.get("faults", [])]  # type: ignore[attr-defined]
+        processes = [ProcessState(**process) for process in data.get("processes", [])]  # type: ignore[attr-defined]
+        calls = dict(data.get("calls", {}))  # type: ignore[call-overload]
+        return cls(model, gpus, faults, processes, calls)
