@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the names, for type checkers and readers; at run time they 
     from smimig.client import Ids, Smi
     from smimig.display import Listing
     from smimig.errors import (
+        ApplyError,
         MigOperationError,
         NvidiaSmiError,
         NvidiaSmiNotFound,
@@ -50,12 +51,13 @@ if TYPE_CHECKING:  # the names, for type checkers and readers; at run time they 
         OperationOutput,
         Placement,
     )
-    from smimig.planner import ApplyResult, GpuPlan, InstanceBusy, Plan, Step, apply, export, load_layout, plan
+    from smimig.planner import ApplyResult, GpuPlan, Plan, Step, apply, export, load_layout, plan
     from smimig.runner import Runner, RunResult, SubprocessRunner
     from smimig.specs import CiProfileSpec, GiProfileSpec
-    from smimig.status import ComputeInstanceStatus, GpuInstanceStatus, GpuStatus, MigDeviceInfo, NodeStatus
+    from smimig.views import ComputeInstanceStatus, GpuInstanceStatus, GpuStatus, MigDeviceInfo, NodeStatus
 
 __all__ = [
+    "ApplyError",
     "ApplyResult",
     "CiProfileSpec",
     "ComputeInstance",
@@ -137,12 +139,13 @@ __version__ = "0.1.0"
 # Where each public name lives: `import smimig` loads none of them (see benchmarks/run.py); the first
 # use of a name imports its module.
 _EXPORTS = {
+    "ApplyError": "smimig.errors",
     "ApplyResult": "smimig.planner",
     "CiProfileSpec": "smimig.specs",
     "ComputeInstance": "smimig.models",
     "ComputeInstancePlacements": "smimig.models",
     "ComputeInstanceProfile": "smimig.models",
-    "ComputeInstanceStatus": "smimig.status",
+    "ComputeInstanceStatus": "smimig.views",
     "CreatedComputeInstance": "smimig.models",
     "CreatedGpuInstance": "smimig.models",
     "DestroyedComputeInstance": "smimig.models",
@@ -154,23 +157,23 @@ _EXPORTS = {
     "GpuInstance": "smimig.models",
     "GpuInstancePlacements": "smimig.models",
     "GpuInstanceProfile": "smimig.models",
-    "GpuInstanceStatus": "smimig.status",
+    "GpuInstanceStatus": "smimig.views",
     "GpuPlan": "smimig.planner",
     "GpuProcess": "smimig.models",
-    "GpuStatus": "smimig.status",
+    "GpuStatus": "smimig.views",
     "Ids": "smimig.client",
     "InstanceBusy": "smimig.errors",
     "Layout": "smimig.layout",
     "LayoutError": "smimig.errors",
     "Listing": "smimig.display",
     "MigDevice": "smimig.models",
-    "MigDeviceInfo": "smimig.status",
+    "MigDeviceInfo": "smimig.views",
     "MigDeviceUsage": "smimig.models",
     "MigMode": "smimig.models",
     "MigModeChange": "smimig.models",
     "MigOperationError": "smimig.errors",
     "MigPartedDevice": "smimig.layout",
-    "NodeStatus": "smimig.status",
+    "NodeStatus": "smimig.views",
     "NvidiaSmiError": "smimig.errors",
     "NvidiaSmiNotFound": "smimig.errors",
     "NvidiaSmiTimeout": "smimig.errors",

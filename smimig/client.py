@@ -38,7 +38,7 @@ from smimig.runner import DEFAULT_TIMEOUT, Runner, RunResult, SubprocessRunner
 from smimig.specs import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_list
 
 if TYPE_CHECKING:
-    from smimig.status import MigDeviceInfo, NodeStatus
+    from smimig.views import MigDeviceInfo, NodeStatus
 
 __all__ = ["Ids", "Smi", "default_client", "validate_ids"]
 
@@ -299,7 +299,7 @@ class Smi:
 
         Command line equivalent: ``nvidia-smi -L`` and ``nvidia-smi [-i N]``
         """
-        from smimig.status import build_devices  # noqa: PLC0415  # only the views need it
+        from smimig.views import build_devices  # noqa: PLC0415  # only the views need it
 
         return Listing(build_devices(self.list_gpus(gpu), self.list_mig_devices(gpu)))
 
@@ -310,7 +310,7 @@ class Smi:
         Command line equivalent: ``nvidia-smi -L``, ``--query-gpu=…mig.mode…``, ``nvidia-smi mig -lgi``,
         ``-lci``, ``-lgip`` and ``nvidia-smi``, read side by side
         """
-        from smimig.status import build_status  # noqa: PLC0415  # only the views need it
+        from smimig.views import build_status  # noqa: PLC0415  # only the views need it
 
         gpus = self.list_gpus(gpu)
         modes = self.mig_mode(gpu)

@@ -10,7 +10,8 @@
     │       └── PermissionDenied     "Insufficient Permissions": run as root or with Smi(sudo=True)
     ├── ParseError                   output that smimig does not recognise (never a guess)
     ├── LayoutError                  a layout that cannot be read or realised (also a ValueError)
-    └── InstanceBusy                 apply would destroy instances that processes run on
+    ├── InstanceBusy                 apply would destroy instances that processes run on
+    └── ApplyError                   apply failed part-way; says what ran, what the rollback restored, the state
 
 Errors keep what a user needs to act on as attributes (the command, exit code, stdout and stderr, the
 offending text and line) and only format them in ``__str__``. Arguments that are wrong before any process
@@ -24,9 +25,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from smimig.layout import Layout
     from smimig.models import GpuProcess
+    from smimig.planner import Step
 
 __all__ = [
+    "ApplyError",
     "InstanceBusy",
     "LayoutError",
     "MigOperationError",
@@ -259,3 +263,52 @@ class InstanceBusy(SmimigError):
             for p in self.processes
         )
         return f"refusing to destroy instances that processes run on: {where}. Stop them, or use force=True."
+
+
+class ApplyError(SmimigError):
+    """``apply`` failed part-way. Nothing is left unexplained:
+
+    Attributes:
+        failure: the error of the step that failed (nvidia-smi's words, what that step did before failing).
+        ran: the steps that ran before it.
+        restored: the steps the rollback ran to bring back the starting layout (empty without rollback).
+        rollback_failure: the error that stopped the rollback, if it could not finish.
+        state: the node's state now, as a Layout.
+    """
+
+    def __init__(
+        self,
+        failure: SmimigError,
+        ran: Sequence[Step],
+        restored: Sequence[Step],
+        rollback_failure: SmimigError | None,
+        state: Layout | None,
+        *,
+        rolled_back: bool,
+    ) -> None:
+        super().__init__(failure, tuple(ran), tuple(restored), rollback_failure, state)
+        self.failure = failure
+        self.ran = tuple(ran)
+        self.restored = tuple(restored)
+        self.rollback_failure = rollback_failure
+        self.state = state
+        self.rolled_back = rolled_back
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.__dict__))
+
+    def __str__(self) -> str:
+        lines = [f"apply failed: {self.failure}".rstrip()]
+        lines.append(f"steps that ran before the failure ({len(self.ran)}):")
+        lines.extend(f"  {step}" for step in self.ran)
+        if not self.rolled_back:
+            lines.append("no rollback was asked for (rollback=False)")
+        elif self.rollback_failure is not None:
+            lines.append(f"the rollback ran {len(self.restored)} step(s), then failed: {self.rollback_failure}")
+        else:
+            lines.append(f"rolled back with {len(self.restored)} step(s) to the starting layout:")
+            lines.extend(f"  {step}" for step in self.restored)
+        if self.state is not None:
+            lines.append("state now:")
+            lines.extend(f"  {line}" for line in str(self.state).splitlines())
+        return "\n".join(lines)

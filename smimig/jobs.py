@@ -16,7 +16,7 @@ import attrs
 
 from smimig.client import Ids, Smi, default_client
 from smimig.runner import spawn
-from smimig.status import MigDeviceInfo
+from smimig.views import MigDeviceInfo
 
 __all__ = ["DeviceRun", "cuda_visible_devices", "device_env", "run_on_each"]
 

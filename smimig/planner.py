@@ -16,7 +16,7 @@ from pathlib import Path
 import attrs
 
 from smimig.client import Smi, default_client
-from smimig.errors import InstanceBusy, LayoutError
+from smimig.errors import ApplyError, InstanceBusy, LayoutError, MigOperationError, SmimigError
 from smimig.layout import GiSpec, Layout, MigPartedDevice, short_profile_name
 from smimig.models import (
     ComputeInstance,
@@ -28,7 +28,7 @@ from smimig.models import (
     MigModeChange,
 )
 
-__all__ = ["ApplyResult", "GpuPlan", "InstanceBusy", "Plan", "Step", "apply", "export", "load_layout", "plan"]
+__all__ = ["ApplyResult", "GpuPlan", "Plan", "Step", "apply", "export", "load_layout", "plan"]
 
 
 @attrs.frozen
@@ -464,17 +464,69 @@ def _run_steps(smi: Smi, steps: Iterable[Step], ran: list[Step], pending: list[M
         ran.append(step)
 
 
-def apply(layout: Layout, *, dry_run: bool = False, force: bool = False, smi: Smi | None = None) -> ApplyResult:
+def _layout_of(state: _NodeState, gpus: Iterable[int]) -> Layout:
+    """The state read for a plan, as a Layout of ``gpus`` (explicit placements and CIs): what rollback restores."""
+    specs: dict[int, tuple[GiSpec, ...] | None] = {}
+    for gpu in gpus:
+        mode = state.modes.get(gpu)
+        if mode is None or not mode.supported:
+            continue
+        specs[gpu] = None if not mode.current else _gpu_specs(gpu, state.gis, state.cis)
+    return Layout(specs)
+
+
+def _gpu_specs(gpu: int, gis: Sequence[GpuInstance], cis: Sequence[ComputeInstance]) -> tuple[GiSpec, ...]:
+    """One GPU's instances as GiSpecs at their placements; a lone full-size CI is the default (None)."""
+    specs = []
+    for gi in sorted((gi for gi in gis if gi.gpu == gpu), key=lambda gi: gi.placement.start):
+        own = sorted((ci for ci in cis if ci.gpu == gpu and ci.gi == gi.id), key=lambda ci: ci.placement.start)
+        names = tuple(ci.short_name for ci in own)
+        specs.append(GiSpec(gi.short_name, gi.placement.start, None if names == (gi.short_name,) else names))
+    return tuple(specs)
+
+
+def apply(
+    layout: Layout,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    rollback: bool = True,
+    smi: Smi | None = None,
+) -> ApplyResult:
     """Bring the node to ``layout``; a second call with the same layout changes nothing.
+
+    When nvidia-smi refuses a step part-way, the starting layout is restored as far as it can be (same
+    profiles at the same placements; ids may differ) unless ``rollback=False``, and :class:`ApplyError`
+    says what failed, what ran, what the rollback restored and what the node looks like now.
 
     Raises:
         LayoutError: the layout cannot be realised (nothing is changed), or the node does not match it
             after the steps ran.
         InstanceBusy: processes run on instances the plan would destroy (unless ``force``).
-        MigOperationError: nvidia-smi refused a step; ``.completed`` holds what that step did.
+        ApplyError: nvidia-smi refused a step.
     """
     smi = smi or default_client()
-    first = plan(layout, smi=smi)
+    state = _read(smi)
+    first = _plan(layout, state)
+    ran: list[Step] = []
+    try:
+        return _apply(smi, layout, first, ran, dry_run=dry_run, force=force)
+    except MigOperationError as failure:
+        restored: list[Step] = []
+        rollback_failure: SmimigError | None = None
+        if rollback:
+            try:
+                _run_steps(smi, plan(_layout_of(state, layout.gpus), smi=smi).steps, restored, [])
+            except SmimigError as error:
+                rollback_failure = error
+        try:
+            now: Layout | None = export(smi=smi)
+        except SmimigError:
+            now = None
+        raise ApplyError(failure, ran, restored, rollback_failure, now, rolled_back=rollback) from failure
+
+
+def _apply(smi: Smi, layout: Layout, first: Plan, ran: list[Step], *, dry_run: bool, force: bool) -> ApplyResult:
     if dry_run:
         return ApplyResult(first, (), (), None, dry_run=True)
     if first.is_noop:
@@ -482,7 +534,6 @@ def apply(layout: Layout, *, dry_run: bool = False, force: bool = False, smi: Sm
     busy = _busy(smi, first)
     if busy and not force:
         raise InstanceBusy(busy)
-    ran: list[Step] = []
     pending: list[MigModeChange] = []
     _run_steps(smi, first.steps, ran, pending)
     waiting = {change.gpu for change in pending}
@@ -504,21 +555,9 @@ def export(*, smi: Smi | None = None) -> Layout:
     modes = smi.mig_mode()
     gis = smi.list_gis()
     cis = smi.list_cis()
-    gpus: dict[int, tuple[GiSpec, ...] | None] = {}
-    for mode in modes:
-        if not mode.supported:
-            continue
-        if not mode.current:
-            gpus[mode.gpu] = None
-            continue
-        specs = []
-        for gi in sorted((gi for gi in gis if gi.gpu == mode.gpu), key=lambda gi: gi.placement.start):
-            own = sorted((ci for ci in cis if ci.gpu == gi.gpu and ci.gi == gi.id), key=lambda ci: ci.placement.start)
-            names = tuple(ci.short_name for ci in own)
-            default = names == (gi.short_name,)
-            specs.append(GiSpec(gi.short_name, gi.placement.start, None if default else names))
-        gpus[mode.gpu] = tuple(specs)
-    return Layout(gpus)
+    return Layout(
+        {mode.gpu: (_gpu_specs(mode.gpu, gis, cis) if mode.current else None) for mode in modes if mode.supported}
+    )
 
 
 def load_layout(path: str | Path, *, config: str | None = None, smi: Smi | None = None) -> Layout:

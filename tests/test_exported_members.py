@@ -50,3 +50,14 @@ def test_errors_share_one_base() -> None:
         "InstanceBusy",
     ):
         assert issubclass(getattr(smimig, name), smimig.SmimigError)
+
+
+def test_no_submodule_shadows_a_public_name() -> None:
+    code = (
+        "import importlib, pkgutil, inspect, smimig\n"
+        "for info in pkgutil.walk_packages(smimig.__path__, 'smimig.'):\n"
+        "    if not info.name.endswith('__main__'): importlib.import_module(info.name)\n"
+        "print([name for name in smimig.__all__ if inspect.ismodule(getattr(smimig, name))])"
+    )
+    shadowed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert shadowed.strip() == "[]"
