@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the names, for type checkers and readers; at run time they 
     from smimig.display import Listing
     from smimig.errors import (
         ApplyError,
+        LeaseError,
         MigOperationError,
         NvidiaSmiError,
         NvidiaSmiNotFound,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # the names, for type checkers and readers; at run time they 
     )
     from smimig.jobs import DeviceRun, cuda_visible_devices, device_env, run_on_each
     from smimig.layout import GiSpec, Layout, LayoutError, MigPartedDevice
+    from smimig.lease import Lease, lease
     from smimig.models import (
         ComputeInstance,
         ComputeInstancePlacements,
@@ -83,6 +85,8 @@ __all__ = [
     "InstanceBusy",
     "Layout",
     "LayoutError",
+    "Lease",
+    "LeaseError",
     "Listing",
     "MigDevice",
     "MigDeviceInfo",
@@ -118,6 +122,7 @@ __all__ = [
     "disable_mig",
     "enable_mig",
     "export",
+    "lease",
     "list_ci_placements",
     "list_ci_profiles",
     "list_cis",
@@ -165,6 +170,9 @@ _EXPORTS = {
     "InstanceBusy": "smimig.errors",
     "Layout": "smimig.layout",
     "LayoutError": "smimig.errors",
+    "Lease": "smimig.lease",
+    "LeaseError": "smimig.errors",
+    "lease": "smimig.lease",
     "Listing": "smimig.display",
     "MigDevice": "smimig.models",
     "MigDeviceInfo": "smimig.views",

@@ -127,7 +127,7 @@ def _gpu_option(parser: argparse.ArgumentParser, required: bool = False, many: b
     )
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  # one statement per option, in --help's order
     parser = argparse.ArgumentParser(
         prog="smimig",
         description=_DESCRIPTION,
@@ -191,6 +191,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("export", "the current state as a layout file (apply it to get back here)")
     sub.add_argument("--format", choices=("yaml", "json", "mig-parted"), default="yaml")
     sub.add_argument("--name", default="smimig", help="the config name, with --format mig-parted")
+    sub = command("lease", "run a command on a fresh MIG device, destroyed when the command ends")
+    sub.add_argument("profile", metavar="PROFILE", help="GPU instance profile, e.g. 1g.10gb")
+    _gpu_option(sub, many=False)
+    sub.add_argument("--ci-profile", metavar="CI", help="compute instance profile (default: full size)")
+    sub.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD…")
     sub = command("run", "run a command on MIG devices with CUDA_VISIBLE_DEVICES set")
     sub.add_argument("--each", action="store_true", required=True, help="one process per MIG device")
     _gpu_option(sub)
@@ -322,6 +327,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     options = parser.parse_args(argv)
     if options.command == "run":
         return _run_each(options, parser, out, err)
+    if options.command == "lease":
+        return _lease(options, parser, err)
     try:
         smi = _client(options)
         result = _run(options, smi)
@@ -357,6 +364,32 @@ def _run_each(options: argparse.Namespace, parser: argparse.ArgumentParser, out:
             f"GPU {run.device.gpu} GI {run.device.gi} CI {run.device.ci} {run.device.uuid}: exit {run.returncode}\n"
         )
     return next((run.returncode or 0 for run in runs if run.returncode), EXIT_OK)
+
+
+def _lease(options: argparse.Namespace, parser: argparse.ArgumentParser, err: TextIO) -> int:
+    command = options.cmd[1:] if options.cmd[:1] == ["--"] else options.cmd
+    if not command:
+        parser.error("lease needs a command after --")
+    from smimig.runner import spawn  # noqa: PLC0415  # only this command starts a user's process
+
+    try:
+        smi = _client(options)
+        with smi.lease(options.profile, options.gpu, ci_profile=options.ci_profile) as held:
+            err.write(
+                f"smimig: leased {held.profile_name} on GPU {held.gpu} (GI {held.gi}, CI {held.ci}): {held.uuid}\n"
+            )
+            process = spawn(command, held.env)
+            try:
+                code = process.wait()
+            except KeyboardInterrupt:
+                process.wait()
+                raise
+    except (ValueError, OSError) as error:
+        err.write(f"smimig: {error}\n")
+        return EXIT_USAGE
+    except SmimigError as error:
+        return _report(error, err)
+    return code
 
 
 def main_exit() -> None:

@@ -38,6 +38,9 @@ from smimig.runner import DEFAULT_TIMEOUT, Runner, RunResult, SubprocessRunner
 from smimig.specs import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_list
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from smimig.lease import Lease
     from smimig.views import MigDeviceInfo, NodeStatus
 
 __all__ = ["Ids", "Smi", "default_client", "validate_ids"]
@@ -325,6 +328,14 @@ class Smi:
             profiles=self.list_gi_profiles(mig_gpus),
             usage=self.list_mig_devices(mig_gpus),
         )
+
+    def lease(
+        self, profile: GiProfileSpec, gpu: int | None = None, *, ci_profile: CiProfileSpec | None = None
+    ) -> AbstractContextManager[Lease]:
+        """A fresh MIG device for a ``with`` block; see :func:`smimig.lease`."""
+        from smimig.lease import lease  # noqa: PLC0415  # leases load the lock only when used
+
+        return lease(profile, gpu, ci_profile=ci_profile, smi=self)
 
     # -- changes ---------------------------------------------------------------------------------
 

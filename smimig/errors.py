@@ -11,6 +11,7 @@
     ├── ParseError                   output that smimig does not recognise (never a guess)
     ├── LayoutError                  a layout that cannot be read or realised (also a ValueError)
     ├── InstanceBusy                 apply would destroy instances that processes run on
+    ├── LeaseError                   no room for a lease, or a lease that could not be released
     └── ApplyError                   apply failed part-way; says what ran, what the rollback restored, the state
 
 Errors keep what a user needs to act on as attributes (the command, exit code, stdout and stderr, the
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from smimig.layout import Layout
+    from smimig.lease import Lease
     from smimig.models import GpuProcess
     from smimig.planner import Step
 
@@ -33,6 +35,7 @@ __all__ = [
     "ApplyError",
     "InstanceBusy",
     "LayoutError",
+    "LeaseError",
     "MigOperationError",
     "NvidiaSmiError",
     "NvidiaSmiNotFound",
@@ -312,3 +315,30 @@ class ApplyError(SmimigError):
             lines.append("state now:")
             lines.extend(f"  {line}" for line in str(self.state).splitlines())
         return "\n".join(lines)
+
+
+class LeaseError(SmimigError):
+    """A lease found no room, or could not be released.
+
+    Attributes:
+        reason: what went wrong.
+        profile: the profile asked for.
+        free: what each GPU had free when smimig looked ("GPU 0: 1g.10gb 0/7 free").
+        left: the lease that is still there when releasing it failed (None otherwise).
+    """
+
+    def __init__(self, reason: str, *, profile: str, free: Sequence[str], left: Lease | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.profile = profile
+        self.free = tuple(free)
+        self.left = left
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.__dict__))
+
+    def __str__(self) -> str:
+        text = self.reason
+        if self.free:
+            text += " (" + "; ".join(self.free) + ")"
+        return text
