@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the names, for type checkers and readers; at run time they 
     )
     from smimig.jobs import DeviceRun, cuda_visible_devices, device_env, run_on_each
     from smimig.layout import GiSpec, Layout, LayoutError, MigPartedDevice
-    from smimig.lease import Lease, lease
+    from smimig.leases import Lease, lease
     from smimig.models import (
         ComputeInstance,
         ComputeInstancePlacements,
@@ -170,9 +170,9 @@ _EXPORTS = {
     "InstanceBusy": "smimig.errors",
     "Layout": "smimig.layout",
     "LayoutError": "smimig.errors",
-    "Lease": "smimig.lease",
+    "Lease": "smimig.leases",
     "LeaseError": "smimig.errors",
-    "lease": "smimig.lease",
+    "lease": "smimig.leases",
     "Listing": "smimig.display",
     "MigDevice": "smimig.models",
     "MigDeviceInfo": "smimig.views",

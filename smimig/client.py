@@ -40,7 +40,7 @@ from smimig.specs import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profi
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-    from smimig.lease import Lease
+    from smimig.leases import Lease
     from smimig.views import MigDeviceInfo, NodeStatus
 
 __all__ = ["Ids", "Smi", "default_client", "validate_ids"]
@@ -333,7 +333,7 @@ class Smi:
         self, profile: GiProfileSpec, gpu: int | None = None, *, ci_profile: CiProfileSpec | None = None
     ) -> AbstractContextManager[Lease]:
         """A fresh MIG device for a ``with`` block; see :func:`smimig.lease`."""
-        from smimig.lease import lease  # noqa: PLC0415  # leases load the lock only when used
+        from smimig.leases import lease  # noqa: PLC0415  # leases load the lock only when used
 
         return lease(profile, gpu, ci_profile=ci_profile, smi=self)
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from smimig.layout import Layout
-    from smimig.lease import Lease
+    from smimig.leases import Lease
     from smimig.models import GpuProcess
     from smimig.planner import Step
 
