@@ -147,7 +147,12 @@ class Smi:
             # "No GPU instances found: Not Found" may come with exit code 6 (NVML's NOT_FOUND): that is
             # an empty listing, not a failure.
             return Listing(parser(result.stdout + result.stderr))
-        return Listing(parser(self.run(args, result=result).stdout))
+        checked = self.run(args, result=result)
+        try:
+            return Listing(parser(checked.stdout))
+        except ParseError as error:
+            error.result = checked
+            raise
 
     # -- listings --------------------------------------------------------------------------------
 
@@ -261,7 +266,7 @@ class Smi:
             if not line.strip():
                 continue
             index, _, device_id = (part.strip() for part in line.partition(","))
-            if not index.isdigit() or not re.fullmatch(r"0x[0-9A-Fa-f]{8}", device_id):
+            if not re.fullmatch("[0-9]+", index) or not re.fullmatch(r"0x[0-9A-Fa-f]{8}", device_id):
                 raise ParseError("expected 'index, 0x…' in the PCI device id query", text, number)
             ids[int(index)] = device_id
         return ids
@@ -368,12 +373,24 @@ class Smi:
         gpus = validate_ids(gpu, "gpu")
         if gpus is None:
             raise ValueError("gpu must name the GPUs whose MIG mode changes; None is not allowed here")
-        changes: list[MigModeChange] = Listing()
+        changes: Listing[MigModeChange] = Listing()
+        warnings: list[str] = []
         for index in gpus:
             args = ["-i", str(index), "-mig", "1" if enabled else "0"]
             output = self._mutate(args, parsers.parse_set_mig_mode, done_before=changes)
-            changes.extend(attrs.evolve(change, gpu=index) for change in output)
-        return changes
+            if len(output) != 1 or output[0].enabled != enabled:
+                # One GPU asked, one answer for that mode: anything else is not a result to trust.
+                raise MigOperationError(
+                    [*args],
+                    0,
+                    "\n".join(str(change) for change in output),
+                    "",
+                    completed=changes,
+                    reason=f"expected one 'MIG mode {'on' if enabled else 'off'}' result for GPU {index}",
+                )
+            changes.append(attrs.evolve(output[0], gpu=index))
+            warnings.extend(getattr(output, "warnings", ()))
+        return Listing(changes, warnings)
 
     def create_gi(self, gpu: int, profiles: Sequence[GiProfileSpec], ci: bool = False) -> list[CreatedGpuInstance]:
         """Create GPU instances (and, with ``ci=True``, a default compute instance in each).
@@ -473,17 +490,25 @@ class Smi:
         text = result.stdout + ("\n" + result.stderr if result.stderr.strip() else "")
         try:
             output = parser(text)
-        except ParseError:
-            if result.returncode == 0:
+        except ParseError as unknown:
+            if result.returncode == 0 and not done_before:
+                unknown.result = result
                 raise
-            # A failure whose words are not known: still an nvidia-smi failure, with all its output.
+            # Words smimig does not know, after a failure or after earlier GPUs changed: an nvidia-smi
+            # failure with all its output, and what was done before it.
             raise MigOperationError(
-                result.args, result.returncode, result.stdout, result.stderr, completed=done_before
-            ) from None
+                result.args,
+                result.returncode,
+                result.stdout,
+                result.stderr,
+                completed=done_before,
+                reason=f"output not recognised: {unknown.reason}",
+            ) from unknown
         if result.returncode == 0 and not output.failures:
-            return Listing(output.completed)
+            return Listing(output.completed, warnings=(*output.warnings, *output.unrecognised))
         denied = any(failure.reason == "Insufficient Permissions" for failure in output.failures)
         error = PermissionDenied if denied else MigOperationError
+        reason = f"lines not recognised: {' | '.join(output.unrecognised)}" if output.unrecognised else ""
         raise error(
             result.args,
             result.returncode,
@@ -491,6 +516,7 @@ class Smi:
             result.stderr,
             completed=(*done_before, *output.completed),
             failures=output.failures,
+            reason=reason,
         )
 
 

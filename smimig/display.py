@@ -41,7 +41,15 @@ def rows_of(items: Iterable[object]) -> tuple[list[str], list[list[str]]]:
 
 
 class Listing(list[T]):
-    """A list of models that prints as a table and shows as an HTML table in Jupyter."""
+    """A list of models that prints as a table and shows as an HTML table in Jupyter.
+
+    ``warnings`` keeps what nvidia-smi printed besides the results of a change (a persistence-mode warning,
+    a line smimig does not know), so nothing it said is lost.
+    """
+
+    def __init__(self, items: Iterable[T] = (), warnings: Iterable[str] = ()) -> None:
+        super().__init__(items)
+        self.warnings: tuple[str, ...] = tuple(warnings)
 
     def __str__(self) -> str:
         if not self:

@@ -66,11 +66,17 @@ class NvidiaSmiNotFound(SmimigError):
         executable: the name or path smimig tried to run.
     """
 
-    def __init__(self, executable: str) -> None:
-        super().__init__(executable)
+    def __init__(self, executable: str, detail: str = "") -> None:
+        super().__init__(executable, detail)
         self.executable = executable
+        self.detail = detail
 
     def __str__(self) -> str:
+        if self.detail:
+            return (
+                f"nvidia-smi could not be started (tried {self.executable!r}: {self.detail}). "
+                "Point SMIMIG_NVIDIA_SMI at a working binary."
+            )
         return (
             f"nvidia-smi not found (tried {self.executable!r}). Install the NVIDIA driver, put "
             "nvidia-smi on PATH, or set SMIMIG_NVIDIA_SMI to its full path "
@@ -160,6 +166,8 @@ class ParseError(SmimigError):
         text: the whole text that was being parsed.
         line_number: 1-based number of the offending line (0 when the text as a whole is at fault).
         line: that line's text ("" when ``line_number`` is 0).
+        result: when raised by a :class:`~smimig.Smi` call, the run it came from (command, exit code,
+            stdout, stderr); None from a parser called directly.
     """
 
     def __init__(self, reason: str, text: str, line_number: int = 0) -> None:
@@ -167,6 +175,7 @@ class ParseError(SmimigError):
         self.reason = reason
         self.text = text
         self.line_number = line_number
+        self.result: Any = None
         lines = text.splitlines()
         self.line = lines[line_number - 1] if 0 < line_number <= len(lines) else ""
 

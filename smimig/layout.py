@@ -43,7 +43,7 @@ def short_profile_name(name: str) -> str:
     return name[4:] if name.startswith("MIG ") else name
 
 
-_CI_NAME = re.compile(r"(?:MIG )?(?:\d{1,2}c\.)?\d{1,2}g\.\d{1,4}gb(?:[+-][a-z0-9]+(?:\.[a-z0-9]+)*)*")
+_CI_NAME = re.compile(r"(?:MIG )?(?:[0-9]{1,2}c\.)?[0-9]{1,2}g\.[0-9]{1,4}gb(?:[+-][a-z0-9]+(?:\.[a-z0-9]+)*)*")
 
 
 @attrs.frozen
@@ -263,7 +263,7 @@ def _mig_parted_gis(devices: Mapping[str, Any]) -> tuple[GiSpec, ...]:
     for key, count in devices.items():
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise LayoutError(f"mig-devices: the count of {key!r} must be a non-negative int, got {count!r}")
-        match = re.fullmatch(r"(\d+)c\.(\d+g\.\d+gb\S*)", str(key))
+        match = re.fullmatch(r"([0-9]+)c\.([0-9]+g\.[0-9]+gb\S*)", str(key))
         if match is None:
             gis.extend(GiSpec.parse(str(key)) for _ in range(count))
             continue

@@ -357,8 +357,10 @@ class OperationFailure:
 
 @attrs.frozen
 class OperationOutput(Generic[T]):
-    """A mutating command's output, read line by line: what it did, what failed, what it warned."""
+    """A mutating command's output, read line by line: what it did, what failed, what it warned, and any
+    line it did not recognise (kept, never dropped)."""
 
     completed: tuple[T, ...]
     failures: tuple[OperationFailure, ...] = ()
     warnings: tuple[str, ...] = ()
+    unrecognised: tuple[str, ...] = ()

@@ -170,7 +170,7 @@ def _overlaps(start: int, size: int, other: int, other_size: int) -> bool:
 
 
 def _ci_slices(name: str, gi_slices: int) -> int:
-    match = re.match(r"(?:MIG )?(\d+)c\.", name)
+    match = re.match(r"(?:MIG )?([0-9]+)c\.", name)
     return int(match.group(1)) if match else gi_slices
 
 
@@ -193,7 +193,7 @@ def _check_cis(spec: GiSpec, info: _ProfileInfo, gpu: int) -> None:
     used = 0
     for ci in spec.cis or ():
         short = short_profile_name(ci)
-        match = re.fullmatch(r"(\d+)c\.(.+)", short)
+        match = re.fullmatch(r"([0-9]+)c\.(.+)", short)
         if short != info.profile.short_name and (match is None or match.group(2) != info.profile.short_name):
             raise LayoutError(
                 f"GPU {gpu}: compute instance {ci!r} does not belong in a {info.profile.short_name} GPU instance"

@@ -104,8 +104,8 @@ class SubprocessRunner:
         except FileNotFoundError as error:
             missing = argv[0] if self.sudo and error.filename == argv[0] else self.resolve()
             raise NvidiaSmiNotFound(missing) from error
-        except PermissionError as error:
-            raise NvidiaSmiNotFound(self.resolve()) from error
+        except OSError as error:  # not executable, not a program ("Exec format error"), …
+            raise NvidiaSmiNotFound(self.resolve(), error.strerror or str(error)) from error
         except subprocess.TimeoutExpired as error:
             raise NvidiaSmiTimeout(argv, self.timeout) from error
         return RunResult(tuple(argv), completed.returncode, completed.stdout, completed.stderr)

@@ -146,6 +146,7 @@ def test_garbage_output_raises_parse_error(fp: Any, smi: smimig.Smi) -> None:
         smi.list_gis()
     assert caught.value.text == "<html>503 Service Unavailable</html>\n"
     assert caught.value.line_number == 1
+    assert (caught.value.result.args, caught.value.result.returncode) == ((SMI, "mig", "-lgi"), 0)
 
 
 def test_timeout(fp: Any, smi: smimig.Smi) -> None:
@@ -212,3 +213,12 @@ def test_import_runs_nothing(fp: Any) -> None:
 def test_sudo_with_custom_runner_is_refused() -> None:
     with pytest.raises(ValueError, match="sudo"):
         smimig.Smi(runner=SubprocessRunner(), sudo=True)
+
+
+def test_a_binary_that_cannot_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    script = tmp_path / "nvidia-smi"
+    script.write_text("no shebang here\n")
+    script.chmod(0o755)
+    monkeypatch.setenv(ENV_VAR, str(script))
+    with pytest.raises(smimig.NvidiaSmiNotFound, match="could not be started"):
+        smimig.Smi().list_gis()

@@ -92,10 +92,15 @@ def test_seed_walkthrough_from_python(fp: Any, smi: smimig.Smi) -> None:
         (2, 1, Placement(1, 1)),
     ]
     register(fp, ["-L"], a30 + "L-four-cis.txt")
-    assert len(smimig.list_gpus(0)[0].mig_devices) == 4
+    assert [(d.index, d.name, d.uuid) for d in smimig.list_gpus(0)[0].mig_devices] == [
+        (0, "MIG 1c.2g.12gb", "MIG-89b757f7-3c4c-5b1c-9476-a11b14aa9308"),
+        (1, "MIG 1c.2g.12gb", "MIG-bdf043cc-8668-599c-95b0-5b640d416440"),
+        (2, "MIG 1c.2g.12gb", "MIG-6df26cf8-a984-58d3-978e-acb0c808d513"),
+        (3, "MIG 1c.2g.12gb", "MIG-6f79e1f8-f1ed-5121-976a-4ff3f0df8634"),
+    ]
 
     register(fp, ["mig", "-dci"], "synthetic/a30-dci-four.txt")
-    assert len(smimig.destroy_ci()) == 4
+    assert smimig.destroy_ci() == [DestroyedComputeInstance(0, gi, ci) for gi in (1, 2) for ci in (0, 1)]
     register(fp, ["mig", "-dgi"], "synthetic/a30-dgi.txt")
     assert [g.id for g in smimig.destroy_gi()] == [1, 2]
     assert len(fp.calls) == 14
@@ -302,8 +307,8 @@ def test_create_ci_default_profile_argv(fp: Any, smi: smimig.Smi) -> None:
 def test_destroy_selectors_argv(fp: Any, smi: smimig.Smi) -> None:
     fp.register([SMI, "mig", "-i", "0", "-gi", "1", "-ci", "0,1", "-dci"], stdout=text_of("synthetic/a30-dci.txt"))
     fp.register([SMI, "mig", "-i", "0", "-gi", "1,2", "-dgi"], stdout=text_of("synthetic/a30-dgi.txt"))
-    smi.destroy_ci(0, gi=1, ci=[0, 1])
-    smi.destroy_gi(0, gi=[1, 2])
+    assert smi.destroy_ci(0, gi=1, ci=[0, 1]) == [DestroyedComputeInstance(0, 1, 0), DestroyedComputeInstance(0, 2, 0)]
+    assert smi.destroy_gi(0, gi=[1, 2]) == [DestroyedGpuInstance(0, 1), DestroyedGpuInstance(0, 2)]
     assert len(fp.calls) == 2
 
 
@@ -324,6 +329,9 @@ BAD_PROFILES: list[Any] = [
     "5",
     [],
     ("5", "5"),
+    ["\uff15"],  # a fullwidth 5: a digit to Python, not to nvidia-smi
+    ["1g.\uff11\uff10gb"],
+    ["9:\u0663"],
 ]
 
 
@@ -375,3 +383,34 @@ def test_errors_pickle_with_their_fields(fp: Any, smi: smimig.Smi) -> None:
         caught.value.failures,
         255,
     )
+
+
+def test_warnings_and_unknown_lines_on_success_are_kept(fp: Any, smi: smimig.Smi) -> None:
+    stdout = text_of("a30-driver545/cgi-5-5.txt") + "Warning: something odd\nNote: a line from a newer driver\n"
+    fp.register([SMI, "mig", "-i", "0", "-cgi", "5,5"], stdout=stdout)
+    created = smi.create_gi(0, [5, 5])
+    assert created == [gi(1), gi(2)]
+    assert created.warnings == ("Warning: something odd", "Note: a line from a newer driver")  # type: ignore[attr-defined]
+
+
+def test_unknown_lines_with_a_failure_keep_what_was_done(fp: Any, smi: smimig.Smi) -> None:
+    stdout = text_of("a30-driver545/cgi-5-5.txt") + "Something went sideways\n"
+    fp.register([SMI, "mig", "-i", "0", "-cgi", "5,5,0"], stdout=stdout, returncode=255)
+    with pytest.raises(smimig.MigOperationError) as caught:
+        smi.create_gi(0, [5, 5, 0])
+    assert caught.value.completed == (gi(1), gi(2))
+    assert "Something went sideways" in caught.value.reason
+
+
+def test_mode_change_answer_must_match_the_question(fp: Any, smi: smimig.Smi) -> None:
+    fp.register([SMI, "-i", "0", "-mig", "1"], stdout="Disabled MIG Mode for GPU 00000000:17:00.0\nAll done.\n")
+    with pytest.raises(smimig.MigOperationError, match="expected one 'MIG mode on' result"):
+        smi.enable_mig(0)
+
+
+def test_unknown_output_after_an_earlier_gpu_changed(fp: Any, smi: smimig.Smi) -> None:
+    register(fp, ["-i", "0", "-mig", "1"], "a30-driver545/mig1.txt")
+    fp.register([SMI, "-i", "1", "-mig", "1"], stdout="Something new\n")
+    with pytest.raises(smimig.MigOperationError) as caught:
+        smi.enable_mig([0, 1])
+    assert caught.value.completed == (MigModeChange(gpu=0, bus_id="00000000:17:00.0", enabled=True),)

@@ -143,3 +143,31 @@ def test_mig_mode_rejects_unknown_values() -> None:
 def test_mig_mode_not_supported() -> None:
     (mode,) = parsers.parse_mig_mode("0, 00000000:01:00.0, [N/A], [N/A]\n")
     assert (mode.supported, mode.current, mode.pending, mode.is_pending) == (False, False, False, False)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "name", "keep"),
+    [
+        ("a30-driver545/lgi.txt", "parse_gis", 5),
+        ("a30-driver545/lgip.txt", "parse_gi_profiles", 5),
+        ("a30-driver545/lci.txt", "parse_cis", 6),
+    ],
+)
+def test_a_table_with_no_rows_is_refused(fixture: str, name: str, keep: int) -> None:
+    lines = text_of(fixture).splitlines()
+    text = "\n".join([*lines[:keep], lines[0]]) + "\n"  # title, header, rule, closing border
+    with pytest.raises(ParseError, match="no rows"):
+        PARSERS[name](text)
+
+
+def test_mig_mode_on_without_a_mig_devices_table_is_refused() -> None:
+    text = text_of("a30-driver545/table-two-cis.txt").split("\n\n")[0] + "\n"
+    with pytest.raises(ParseError, match="no 'MIG devices:' table"):
+        parsers.parse_mig_devices(text)
+
+
+def test_python_digits_that_are_not_ascii_are_refused() -> None:
+    with pytest.raises(ParseError):
+        parsers.parse_mig_mode("\u00b2, 00000000:17:00.0, Enabled, Enabled\n")
+    with pytest.raises(ParseError):
+        parsers.parse_gis(text_of("a30-driver545/lgi.txt").replace("   5        1 ", "   \uff15        1 "))

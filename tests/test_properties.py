@@ -15,7 +15,8 @@ CASES = cases()
 PARSERS: dict[str, Callable[..., list[Any]]] = {
     name: getattr(parsers, name) for name in parsers.__all__ if name.startswith("parse_")
 }
-BOX_CHARS = "+-=|: */.,{}0123456789abcMIGgbx\t"
+# Box-drawing and digits, plus what Python calls digits or line breaks but nvidia-smi never prints.
+BOX_CHARS = "+-=|: */.,{}0123456789abcMIGgbx\t\u00b2\uff15\u0663\u2028\x0b\x85"
 
 
 @st.composite

@@ -42,12 +42,12 @@ def _typed(pattern: str, convert: Callable[[str], object]) -> Callable[[str], ob
 
 # Strict field types: parse's own {:d} and {:g} also take signs, base prefixes, "nan" and "inf".
 _TYPES: Mapping[str, Callable[[str], object]] = {
-    "Int": _typed(r"\d+", int),
-    "Float": _typed(r"\d+(?:\.\d+)?", float),
+    "Int": _typed(r"[0-9]+", int),  # ASCII digits: str.isdigit() and \d also take "²" and a fullwidth 5
+    "Float": _typed(r"[0-9]+(?:\.[0-9]+)?", float),
     "YesNo": _typed(r"Yes|No", lambda text: text == "Yes"),
     "Name": _typed(r"MIG \S+", str),
     "Default": _typed(r"\*?", lambda text: text == "*"),
-    "Placement": _typed(r"\d+:\d+", lambda text: Placement(*map(int, text.split(":")))),
+    "Placement": _typed(r"[0-9]+:[0-9]+", lambda text: Placement(*map(int, text.split(":")))),
 }
 
 

@@ -37,13 +37,15 @@ _PROCESSES_TITLE = "Processes:"
 _PROCESSES_HEADER = "GPU GI CI PID Type Process name GPU Memory ID ID Usage".split()
 _NO_PROCESSES = "No running processes found"
 _PROCESS = re.compile(
-    r"^(?P<gpu>\d+) (?P<gi>\d+|N/A) (?P<ci>\d+|N/A) (?P<pid>\d+) (?P<type>\S+) (?P<name>.+?) "
-    r"(?:(?P<memory>\d+)MiB|N/A)$"
+    r"^(?P<gpu>[0-9]+) (?P<gi>[0-9]+|N/A) (?P<ci>[0-9]+|N/A) (?P<pid>[0-9]+) (?P<type>\S+) (?P<name>.+?) "
+    r"(?:(?P<memory>[0-9]+)MiB|N/A)$"
 )
 
-_GPU_LINE = re.compile(r"^GPU (?P<index>\d+): (?P<name>.+?) \(UUID: (?P<uuid>GPU-[^)\s]+)\)$")
+_GPU_LINE = re.compile(r"^GPU (?P<index>[0-9]+): (?P<name>.+?) \(UUID: (?P<uuid>GPU-[^)\s]+)\)$")
 # Driver 470 prints "MIG-GPU-<uuid>/<gi>/<ci>", later drivers "MIG-<uuid>".
-_MIG_LINE = re.compile(r"^\s+(?P<name>MIG \S+)\s+Device\s+(?P<index>\d+): \(UUID: (?P<uuid>MIG-[^)\s]+)\)$")
+_MIG_LINE = re.compile(r"^\s+(?P<name>MIG \S+)\s+Device\s+(?P<index>[0-9]+): \(UUID: (?P<uuid>MIG-[^)\s]+)\)$")
+
+_NUMBER = re.compile("[0-9]+")  # ASCII: str.isdigit() also takes "²", which int() refuses
 
 MIG_MODE_FIELDS = ("index", "pci.bus_id", "mig.mode.current", "mig.mode.pending")
 """The fields smimig asks ``--query-gpu`` for, in order."""
@@ -122,7 +124,7 @@ def parse_mig_mode(text: str, fields: Sequence[str] = MIG_MODE_FIELDS) -> list[M
     modes = []
     for number, line in lines:
         values = [value.strip() for value in line.split(",")]
-        if len(values) != len(names) or not values[names.index("index")].isdigit():
+        if len(values) != len(names) or not _NUMBER.fullmatch(values[names.index("index")]):
             raise ParseError(f"expected {len(names)} values: {', '.join(names)}", text, number)
         row = dict(zip(names, values))
         current = _mode(row["mig.mode.current"], text, number)
@@ -157,6 +159,8 @@ def _check_mig_devices_header(box: Box, text: str) -> list[str]:
 
 
 def _mig_devices_box(box: Box, text: str) -> list[MigDeviceUsage]:
+    if not box.records:
+        raise ParseError("the 'MIG devices:' table has no rows", text, box.last_line)
     if len(box.records) == 1 and box.records[0].lines[0].text == NO_MIG_DEVICES:
         return []
     engines = _check_mig_devices_header(box, text)
@@ -171,7 +175,7 @@ def _mig_devices_box(box: Box, text: str) -> list[MigDeviceUsage]:
         ids = match_line(_IDS, first.cells[0], text, first.number, "MIG device ids")
         sm = match_line(_SM, first.cells[2], text, first.number, "MIG device SM count")
         values = first.cells[3].split()
-        if len(values) != len(engines) or not all(value.isdigit() for value in values):
+        if len(values) != len(engines) or not all(_NUMBER.fullmatch(value) for value in values):
             raise ParseError("unrecognised MIG device engine counts", text, first.number)
         shared = {engine.lower(): int(value) for engine, value in zip(engines, values)}
         if first.cells[1] or second.cells[1]:
@@ -212,7 +216,10 @@ def parse_mig_devices(text: str) -> list[MigDeviceUsage]:
     for box in boxes:
         if box.title == _MIG_DEVICES_TITLE:
             return _mig_devices_box(box, text)
-    if any(box.title.startswith("NVIDIA-SMI ") for box in boxes):
+    gpu_tables = [box for box in boxes if box.title.startswith("NVIDIA-SMI ")]
+    if gpu_tables:
+        if any(line.cells[-1] == "Enabled" for box in gpu_tables for record in box.records for line in record.lines):
+            raise ParseError("a GPU is in MIG mode but there is no 'MIG devices:' table", text)
         return []  # the GPU table without a MIG devices box: no GPU is in MIG mode
     raise ParseError("neither an nvidia-smi GPU table nor a 'MIG devices:' table", text)
 

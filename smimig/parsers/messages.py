@@ -78,11 +78,11 @@ _ADVICE_BUS_ID = re.compile(_BUS_ID)
 
 _FAILURE = re.compile(r"^(?:Unable to|Failed to) .*?: (?P<reason>[^:]+)$")
 _FAILURE_IDS = {
-    "gpu": re.compile(r"\bGPU +(\d+)"),
-    "gi": re.compile(r"\bGPU instance ID +(\d+)"),
-    "ci": re.compile(r"\bcompute instance ID +(\d+)"),
+    "gpu": re.compile(r"\bGPU +([0-9]+)"),
+    "gi": re.compile(r"\bGPU instance ID +([0-9]+)"),
+    "ci": re.compile(r"\bcompute instance ID +([0-9]+)"),
 }
-_FAILURE_PROFILE = re.compile(r"\busing profile (.+?)(?: \(ID +\d+\))?:")
+_FAILURE_PROFILE = re.compile(r"\busing profile (.+?)(?: \(ID +[0-9]+\))?:")
 # Whole-line answers that mean there was nothing to act on, with the reason they amount to.
 _NOTHING_THERE = {
     NO_GPU_INSTANCES: "Not Found",
@@ -131,6 +131,8 @@ def _read(
     completed: list[T] = []
     failures: list[OperationFailure] = []
     warnings: list[str] = []
+    unrecognised: list[str] = []
+    first_unknown = 0
     for number, line, printed in _lines(text):
         done = success(line)
         if done is not None:
@@ -142,10 +144,11 @@ def _read(
         elif line.startswith("Warning:"):
             warnings.append(printed)
         else:
-            raise ParseError(f"unrecognised line in {what} output", text, number)
+            unrecognised.append(printed)  # kept on the result: the caller decides, nothing is dropped
+            first_unknown = first_unknown or number
     if not completed and not failures:
-        raise ParseError(f"no result in {what} output", text)
-    return OperationOutput(tuple(completed), tuple(failures), tuple(warnings))
+        raise ParseError(f"no result in {what} output", text, first_unknown)
+    return OperationOutput(tuple(completed), tuple(failures), tuple(warnings), tuple(unrecognised))
 
 
 def _matcher(pattern: LazyPattern, model: Callable[..., T]) -> Callable[[str], T | None]:
@@ -181,7 +184,7 @@ def parse_create_gi(text: str) -> OperationOutput[CreatedGpuInstance]:
                 f"compute instance {item.id} names GPU instance {item.gi}, which this output did not create",
                 text,
             )
-    return OperationOutput(tuple(instances), output.failures, output.warnings)
+    return OperationOutput(tuple(instances), output.failures, output.warnings, output.unrecognised)
 
 
 def parse_create_ci(text: str) -> OperationOutput[CreatedComputeInstance]:

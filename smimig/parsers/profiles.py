@@ -62,12 +62,12 @@ _CI_PROFILE_SECOND = compile_pattern("{ce:Int} {jpeg:Int}")
 
 # "Placement :" (one placement) and "Placements:" (several), on drivers 510 to 580 alike.
 _GI_PLACEMENTS = re.compile(
-    r"^GPU +(?P<gpu>\d+) +Profile ID +(?P<profile_id>\d+) +Placements? ?: +"
-    r"\{(?P<starts>\d+(?:,\d+)*)?\}:(?P<size>\d+)$"
+    r"^GPU +(?P<gpu>[0-9]+) +Profile ID +(?P<profile_id>[0-9]+) +Placements? ?: +"
+    r"\{(?P<starts>[0-9]+(?:,[0-9]+)*)?\}:(?P<size>[0-9]+)$"
 )
 _CI_PLACEMENTS = re.compile(
-    r"^GPU +(?P<gpu>\d+) +GI +(?P<gi>\d+) +Profile ID +(?P<profile_id>\d+) +Placements? ?: +"
-    r"\{(?P<starts>\d+(?:,\d+)*)?\}:(?P<size>\d+)$"
+    r"^GPU +(?P<gpu>[0-9]+) +GI +(?P<gi>[0-9]+) +Profile ID +(?P<profile_id>[0-9]+) +Placements? ?: +"
+    r"\{(?P<starts>[0-9]+(?:,[0-9]+)*)?\}:(?P<size>[0-9]+)$"
 )
 
 _GI_EMPTY = (NO_MIG_ENABLED_DEVICES,)

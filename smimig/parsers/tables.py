@@ -173,6 +173,8 @@ def read_single_box(text: str, title: str, header: Sequence[str]) -> Box:
     box = boxes[0]
     if box.title != title:
         raise ParseError(f"expected a table titled {title!r}", text, box.first_line + 1)
+    if not box.records:  # nvidia-smi says "No … found" instead of printing an empty table
+        raise ParseError(f"the {title!r} table has no rows", text, box.last_line)
     if box.header_words() != list(header):
         first_header = box.header[0].number if box.header else box.first_line + 1
         raise ParseError(
