@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names, for type checkers and readers; at run time they load on first use
+    from smimig.checkup import DoctorReport, doctor
     from smimig.client import Ids, Smi
     from smimig.display import Listing
     from smimig.errors import (
         ApplyError,
+        InstanceBusy,
         LeaseError,
         MigOperationError,
         NvidiaSmiError,
@@ -71,6 +73,7 @@ __all__ = [
     "DestroyedComputeInstance",
     "DestroyedGpuInstance",
     "DeviceRun",
+    "DoctorReport",
     "GiProfileSpec",
     "GiSpec",
     "Gpu",
@@ -120,6 +123,7 @@ __all__ = [
     "device_env",
     "devices",
     "disable_mig",
+    "doctor",
     "enable_mig",
     "export",
     "lease",
@@ -170,8 +174,10 @@ _EXPORTS = {
     "InstanceBusy": "smimig.errors",
     "Layout": "smimig.layout",
     "LayoutError": "smimig.errors",
+    "DoctorReport": "smimig.checkup",
     "Lease": "smimig.leases",
     "LeaseError": "smimig.errors",
+    "doctor": "smimig.checkup",
     "lease": "smimig.leases",
     "Listing": "smimig.display",
     "MigDevice": "smimig.models",

@@ -1,6 +1,7 @@
 """The ``smimig`` command: see and change MIG state at a glance. Built on the public API only.
 
-Exit codes: 0 success; 1 an unexpected error (a bug: please report it); 2 a usage error (bad option or
+Exit codes: 0 success; 1 an unexpected error (a bug: please report it), or ``doctor`` found something that
+needs attention; 2 a usage error (bad option or
 argument, nothing was run); 3 nvidia-smi failed (or could not be run) and nothing was changed; 4 nvidia-smi
 printed something smimig does not understand; 5 a change failed part-way: some of it was done (listed).
 
@@ -191,6 +192,8 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  # one statement per 
     sub = command("export", "the current state as a layout file (apply it to get back here)")
     sub.add_argument("--format", choices=("yaml", "json", "mig-parted"), default="yaml")
     sub.add_argument("--name", default="smimig", help="the config name, with --format mig-parted")
+    sub = command("doctor", "pre-flight check: driver, MIG mode and why it is pending, rights, parsing")
+    sub.add_argument("--save-dir", type=Path, metavar="DIR", help="where to save output smimig cannot parse")
     sub = command("lease", "run a command on a fresh MIG device, destroyed when the command ends")
     sub.add_argument("profile", metavar="PROFILE", help="GPU instance profile, e.g. 1g.10gb")
     _gpu_option(sub, many=False)
@@ -319,7 +322,7 @@ def _report(error: SmimigError, err: TextIO) -> int:
     return EXIT_UNEXPECTED
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:  # noqa: PLR0911
     """Run the command line; return its exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
@@ -329,6 +332,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return _run_each(options, parser, out, err)
     if options.command == "lease":
         return _lease(options, parser, err)
+    if options.command == "doctor":
+        return _doctor(options, out, err)
     try:
         smi = _client(options)
         result = _run(options, smi)
@@ -364,6 +369,17 @@ def _run_each(options: argparse.Namespace, parser: argparse.ArgumentParser, out:
             f"GPU {run.device.gpu} GI {run.device.gi} CI {run.device.ci} {run.device.uuid}: exit {run.returncode}\n"
         )
     return next((run.returncode or 0 for run in runs if run.returncode), EXIT_OK)
+
+
+def _doctor(options: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Exit code 0 when healthy, 1 when something needs attention (one line per finding)."""
+    try:
+        report = smimig.doctor(_client(options), save_dir=options.save_dir)
+    except ValueError as error:
+        err.write(f"smimig: {error}\n")
+        return EXIT_USAGE
+    _show(report if options.json else _Text(str(report)), options.json, out)
+    return EXIT_OK if report.healthy else EXIT_UNEXPECTED
 
 
 def _lease(options: argparse.Namespace, parser: argparse.ArgumentParser, err: TextIO) -> int:

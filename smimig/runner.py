@@ -18,7 +18,7 @@ import attrs
 
 from smimig.errors import NvidiaSmiNotFound, NvidiaSmiTimeout
 
-__all__ = ["DEFAULT_TIMEOUT", "ENV_VAR", "RunResult", "Runner", "SubprocessRunner", "spawn"]
+__all__ = ["DEFAULT_TIMEOUT", "ENV_VAR", "RunResult", "Runner", "SubprocessRunner", "spawn", "sudo_works"]
 
 ENV_VAR = "SMIMIG_NVIDIA_SMI"
 """The environment variable that names the nvidia-smi binary (or a stand-in) to run."""
@@ -116,3 +116,18 @@ def spawn(command: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[by
     if isinstance(command, str) or not command:
         raise ValueError("command must be a non-empty list of arguments, not a string")
     return subprocess.Popen(list(command), env=dict(env))
+
+
+def sudo_works() -> bool:
+    """Whether ``sudo -n`` runs a command without asking for a password (what ``Smi(sudo=True)`` needs)."""
+    try:
+        completed = subprocess.run(
+            ["sudo", "-n", "true"],  # noqa: S607  # sudo from PATH, as SubprocessRunner(sudo=True) runs it
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return completed.returncode == 0

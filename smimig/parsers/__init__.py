@@ -6,6 +6,7 @@ nvidia-smi's "nothing to list" messages and raises ``smimig.ParseError`` for any
 
 from __future__ import annotations
 
+from smimig.parsers._common import EMPTY_LISTINGS, is_empty_message
 from smimig.parsers.devices import (
     MIG_MODE_FIELDS,
     parse_gpu_list,
@@ -30,6 +31,7 @@ from smimig.parsers.profiles import (
 
 __all__ = [
     "MIG_MODE_FIELDS",
+    "is_empty_listing",
     "parse_ci_placements",
     "parse_ci_profiles",
     "parse_cis",
@@ -46,3 +48,8 @@ __all__ = [
     "parse_processes",
     "parse_set_mig_mode",
 ]
+
+
+def is_empty_listing(text: str) -> bool:
+    """Whether ``text`` is only nvidia-smi's "nothing to list" messages (which may come with exit code 6)."""
+    return is_empty_message(text, EMPTY_LISTINGS)

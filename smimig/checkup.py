@@ -1,0 +1,212 @@
+"""``smimig doctor``: why is this GPU not doing what I asked?
+
+A pre-flight report: is nvidia-smi there and which driver; per GPU its name, whether it can do MIG, its mode
+now and pending and, when they differ, why (processes on the GPU, or a reset needed); whether changes will
+be allowed (root, or ``sudo -n``); and a self-check that runs every listing smimig reads and reports any
+output it cannot parse, saving the raw text to a file for a bug report (driver 560 changed nvidia-smi's
+text once and broke other tools silently).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import attrs
+
+from smimig import parsers
+from smimig.client import Smi, default_client
+from smimig.errors import ParseError, SmimigError
+from smimig.models import GpuProcess
+from smimig.runner import SubprocessRunner, sudo_works
+
+__all__ = ["DoctorReport", "Finding", "GpuReport", "ListingCheck", "doctor"]
+
+_DRIVER = re.compile(r"DRIVER version\s*:\s*(\S+)|Driver Version:\s*(\S+)")
+
+
+@attrs.frozen
+class Finding:
+    """One line of the report: ``attention`` findings make the doctor's exit code 1."""
+
+    level: str  # "ok" or "attention"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{'ok' if self.level == 'ok' else '!!'}  {self.message}"
+
+
+@attrs.frozen
+class GpuReport:
+    index: int
+    name: str
+    mig_capable: bool
+    mig_current: bool
+    mig_pending: bool
+    why_pending: str | None
+    processes: tuple[GpuProcess, ...]
+
+
+@attrs.frozen
+class ListingCheck:
+    """One listing of the self-check: parsed, or not (with where its raw output was saved)."""
+
+    name: str
+    command: str
+    ok: bool
+    problem: str | None = None
+    saved_to: str | None = None
+
+
+@attrs.frozen
+class DoctorReport:
+    nvidia_smi: str | None
+    driver: str | None
+    gpus: tuple[GpuReport, ...]
+    can_change: bool
+    change_how: str
+    listings: tuple[ListingCheck, ...]
+    findings: tuple[Finding, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return all(finding.level == "ok" for finding in self.findings)
+
+    def __str__(self) -> str:
+        return "\n".join(str(finding) for finding in self.findings)
+
+
+_LISTINGS: Sequence[tuple[str, list[str], Callable[[str], object]]] = (
+    ("gpus", ["-L"], parsers.parse_gpu_list),
+    ("mig mode", [f"--query-gpu={','.join(parsers.MIG_MODE_FIELDS)}", "--format=csv,noheader"], parsers.parse_mig_mode),
+    ("GPU instance profiles", ["mig", "-lgip"], parsers.parse_gi_profiles),
+    ("GPU instance placements", ["mig", "-lgipp"], parsers.parse_gi_placements),
+    ("GPU instances", ["mig", "-lgi"], parsers.parse_gis),
+    ("compute instance profiles", ["mig", "-lcip"], parsers.parse_ci_profiles),
+    ("compute instance placements", ["mig", "-lcipp"], parsers.parse_ci_placements),
+    ("compute instances", ["mig", "-lci"], parsers.parse_cis),
+    ("MIG devices table", [], parsers.parse_mig_devices),
+    ("processes table", [], parsers.parse_processes),
+)
+
+
+def _self_check(smi: Smi, save_dir: Path | None) -> list[ListingCheck]:
+    checks = []
+    for name, args, parser in _LISTINGS:
+        command = " ".join(["nvidia-smi", *args])
+        try:
+            result = smi.runner.run(args)
+        except SmimigError as error:
+            checks.append(ListingCheck(name, command, ok=False, problem=str(error)))
+            continue
+        text = result.stdout + result.stderr
+        if result.returncode != 0 and not parsers.is_empty_listing(text):
+            checks.append(
+                ListingCheck(name, command, ok=False, problem=f"exit code {result.returncode}: {text.strip()[:200]}")
+            )
+            continue
+        try:
+            parser(text if result.returncode else result.stdout)
+        except ParseError as error:
+            if save_dir is None:
+                save_dir = Path(tempfile.mkdtemp(prefix=f"smimig-doctor-{time.strftime('%Y%m%d-%H%M%S')}-"))
+            save_dir.mkdir(parents=True, exist_ok=True)
+            path = save_dir / (re.sub(r"[^a-z0-9]+", "-", name.lower()) + ".txt")
+            path.write_text(
+                f"$ {command}\n# exit code {result.returncode}\n{result.stdout}{result.stderr}", encoding="utf-8"
+            )
+            checks.append(ListingCheck(name, command, ok=False, problem=str(error), saved_to=str(path)))
+            continue
+        checks.append(ListingCheck(name, command, ok=True))
+    return checks
+
+
+def _driver(smi: Smi) -> str | None:
+    for args in (["--version"], []):
+        try:
+            result = smi.runner.run(args)
+        except SmimigError:
+            return None
+        match = _DRIVER.search(result.stdout)
+        if result.returncode == 0 and match:
+            return match.group(1) or match.group(2)
+    return None
+
+
+def _change_rights(smi: Smi) -> tuple[bool, str]:
+    runner = smi.runner
+    if not isinstance(runner, SubprocessRunner):
+        return True, f"not a local nvidia-smi ({runner!r}): its own rules apply"
+    if runner.sudo:
+        return (True, "through 'sudo -n'") if sudo_works() else (False, "'sudo -n' asks for a password")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return True, "running as root"
+    if sudo_works():
+        return True, "not root, but 'sudo -n' works: use --sudo or smimig.Smi(sudo=True)"
+    return False, "not root and 'sudo -n' does not work: changes will fail with Insufficient Permissions"
+
+
+def doctor(smi: Smi | None = None, *, save_dir: str | os.PathLike[str] | None = None) -> DoctorReport:
+    """Check the node and say, one line per finding, what needs attention (see the module docstring)."""
+    smi = smi or default_client()
+    findings: list[Finding] = []
+    where = smi.runner.resolve() if isinstance(smi.runner, SubprocessRunner) else repr(smi.runner)
+    try:
+        gpus = smi.list_gpus()
+    except SmimigError as error:
+        findings.append(Finding("attention", f"nvidia-smi: {error}"))
+        return DoctorReport(None, None, (), False, "unknown", (), tuple(findings))
+    driver = _driver(smi)
+    findings.append(Finding("ok", f"nvidia-smi: {where}, driver {driver or 'unknown'}"))
+    try:
+        modes = {mode.gpu: mode for mode in smi.mig_mode()}
+    except SmimigError as error:
+        modes = {}
+        findings.append(Finding("attention", f"MIG mode query failed: {error}"))
+    try:
+        processes = smi.list_processes()
+    except SmimigError as error:
+        processes = []
+        findings.append(Finding("attention", f"processes table could not be read: {error}"))
+    reports = []
+    for gpu in gpus:
+        mode = modes.get(gpu.index)
+        capable = mode is not None and mode.supported
+        own = tuple(process for process in processes if process.gpu == gpu.index)
+        why = None
+        if mode is not None and mode.is_pending:
+            if own:
+                names = ", ".join(f"PID {p.pid} ({p.name})" for p in own)
+                why = f"processes use the GPU: {names}; stop them, then reset the GPU (nvidia-smi -r -i {gpu.index})"
+            else:
+                why = f"the GPU needs a reset: nvidia-smi -r -i {gpu.index} (or a reboot)"
+        reports.append(
+            GpuReport(gpu.index, gpu.name, capable, bool(mode and mode.current), bool(mode and mode.pending), why, own)
+        )
+        state = "no MIG" if not capable else f"MIG {'on' if mode and mode.current else 'off'}"
+        if why:
+            findings.append(
+                Finding(
+                    "attention",
+                    f"GPU {gpu.index} {gpu.name}: {state}, pending {'on' if mode and mode.pending else 'off'}: {why}",
+                )
+            )
+        else:
+            findings.append(Finding("ok", f"GPU {gpu.index} {gpu.name}: {state}"))
+    can_change, how = _change_rights(smi)
+    findings.append(Finding("ok" if can_change else "attention", f"changes: {how}"))
+    checks = _self_check(smi, Path(save_dir) if save_dir is not None else None)
+    for check in checks:
+        if check.ok:
+            continue
+        saved = f"; raw output saved to {check.saved_to} (attach it to a bug report)" if check.saved_to else ""
+        findings.append(
+            Finding("attention", f"listing '{check.name}' ({check.command}) not understood: {check.problem}{saved}")
+        )
+    if all(check.ok for check in checks):
+        findings.append(Finding("ok", f"self-check: all {len(checks)} listings parse"))
+    return DoctorReport(where, driver, tuple(reports), can_change, how, tuple(checks), tuple(findings))

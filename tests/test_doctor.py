@@ -1,0 +1,89 @@
+"""smimig doctor: healthy, pending because busy, and output it cannot parse (named, saved, exit 1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import smimig
+from smimig.sim import SimulatedRunner
+
+
+def test_healthy_node() -> None:
+    report = smimig.doctor(smimig.Smi(runner=SimulatedRunner("H100-80GB", gpus=2)))
+    assert report.healthy
+    assert report.driver == "580.159.04"
+    assert [(gpu.index, gpu.mig_capable, gpu.mig_current) for gpu in report.gpus] == [
+        (0, True, False),
+        (1, True, False),
+    ]
+    assert all(check.ok for check in report.listings)
+    assert len(report.listings) == 10
+    assert str(report).splitlines()[-1] == "ok  self-check: all 10 listings parse"
+
+
+def test_pending_because_a_process_uses_the_gpu() -> None:
+    runner = SimulatedRunner("A30", gpus=2)
+    runner.add_process(1, pid=31337, name="python serve.py")
+    smi = smimig.Smi(runner=runner)
+    (change,) = smi.enable_mig(1)
+    assert change.pending
+    report = smimig.doctor(smi)
+    assert not report.healthy
+    gpu = report.gpus[1]
+    assert (gpu.mig_current, gpu.mig_pending) == (False, True)
+    assert [process.pid for process in gpu.processes] == [31337]
+    assert "GPU 1 NVIDIA A30: MIG off, pending on: processes use the GPU: PID 31337 (python serve.py)" in str(report)
+    runner.remove_process(31337)
+    runner.reset_gpu(1)
+    assert smimig.doctor(smi).healthy
+
+
+def test_output_it_cannot_parse_is_named_and_saved(tmp_path: Path) -> None:
+    state = tmp_path / "node.json"
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = mig ] && [ "$2" = -lgi ]; then\n'
+        "  printf '+------+\\n| GPU instances (new layout):  |\\n+------+\\n'; exit 0\n"
+        "fi\n"
+        f'exec "{sys.executable}" -m smimig.sim --state "{state}" --model A30x1 "$@"\n'
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "SMIMIG_NVIDIA_SMI": str(fake)}
+    saved = tmp_path / "saved"
+    result = subprocess.run(
+        [sys.executable, "-m", "smimig", "doctor", "--save-dir", str(saved)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    problem = next(line for line in result.stdout.splitlines() if line.startswith("!!"))
+    assert problem.startswith("!!  listing 'GPU instances' (nvidia-smi mig -lgi) not understood")
+    assert str(saved / "gpu-instances.txt") in problem
+    assert (saved / "gpu-instances.txt").read_text().startswith("$ nvidia-smi mig -lgi\n# exit code 0\n+------+")
+    as_json = subprocess.run(
+        [sys.executable, "-m", "smimig", "doctor", "--json", "--save-dir", str(saved)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    listings = {check["name"]: check for check in json.loads(as_json.stdout)["listings"]}
+    assert listings["GPU instances"]["ok"] is False
+    assert listings["GPU instance profiles"]["ok"] is True
+    assert sum(1 for check in listings.values() if not check["ok"]) == 1
+
+
+def test_no_nvidia_smi(tmp_path: Path) -> None:
+    env = {**os.environ, "SMIMIG_NVIDIA_SMI": str(tmp_path / "missing")}
+    result = subprocess.run(
+        [sys.executable, "-m", "smimig", "doctor"], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert result.stdout.startswith("!!  nvidia-smi: nvidia-smi not found")
