@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import smimig  # noqa: E402  # after the path is set, so the checkout's smimig is measured
+import smimig.sim  # noqa: E402
 from smimig import parsers  # noqa: E402
 from smimig.runner import SubprocessRunner  # noqa: E402
 from smimig.sim import SimulatedRunner  # noqa: E402
@@ -265,6 +266,79 @@ class _Canned:
         return RunResult(("nvidia-smi", *args), *self.result)
 
 
+class _Delayed:
+    """The in-process simulator, each call pausing 25-40 ms like a real nvidia-smi call (no CPU used)."""
+
+    def __init__(self, runner: Any) -> None:
+        import random
+        import threading
+
+        self.runner, self.random, self.lock = runner, random.Random(7), threading.Lock()  # noqa: S311  # pauses
+
+    def run(self, args: Sequence[str]) -> Any:
+        with self.lock:
+            pause = self.random.uniform(0.025, 0.040)
+        time.sleep(pause)
+        return self.runner.run(args)
+
+
+def concurrent_status(runs: int) -> None:
+    node = large_node(8)
+    rows = []
+    with tempfile.TemporaryDirectory() as directory:
+        state = Path(directory) / "node.json"
+        smimig.sim.StateFileRunner(state, "A100-40GB", 8).change(lambda n: setattr(n, "gpus", node.node.gpus))
+        stand_in = Path(directory) / "nvidia-smi"
+        stand_in.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m smimig.sim "$@"\n')
+        stand_in.chmod(0o755)
+        os.environ.update({"SMIMIG_SIM_STATE": str(state), "SMIMIG_SIM_DELAY": "0.025-0.040"})
+        try:
+            for label, runner in (
+                ("stand-in binary, 25-40 ms pause a call", SubprocessRunner(str(stand_in))),
+                ("in-process simulator, 25-40 ms pause a call", _Delayed(node)),
+            ):
+                sequential = smimig.Smi(runner=runner, max_workers=1)
+                concurrent = smimig.Smi(runner=runner)
+                singles = [
+                    sequential.list_gpus,
+                    sequential.mig_mode,
+                    sequential.list_gis,
+                    sequential.list_cis,
+                    sequential.list_gi_profiles,
+                    sequential.list_mig_devices,
+                ]
+
+                def timed(call: Callable[[], object]) -> float:
+                    samples = []
+                    for _ in range(runs):
+                        start = time.perf_counter()
+                        call()
+                        samples.append((time.perf_counter() - start) * 1000)
+                    return statistics.median(samples)
+
+                slowest = max(timed(call) for call in singles)
+                one_by_one, at_once = timed(sequential.status), timed(concurrent.status)
+                ratio = at_once / slowest
+                rows.append(
+                    [
+                        label,
+                        f"{slowest:.0f}",
+                        f"{one_by_one:.0f}",
+                        f"{at_once:.0f}",
+                        f"{ratio:.2f}",
+                        "ok" if ratio <= 1.5 else "MISSED",
+                    ]
+                )
+        finally:
+            os.environ.pop("SMIMIG_SIM_DELAY", None)
+    table(
+        f"status on an 8-GPU node: its six reads one by one vs at once, ms (median of {runs}; "
+        "target: at once within 1.5x of the slowest single read)",
+        ["runner", "slowest single read", "one by one", "at once", "at once / slowest", "target"],
+        rows,
+    )
+
+
 # -- apply -----------------------------------------------------------------------------------------
 
 
@@ -336,6 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parse_times(repeat)
     scaling(repeat)
     overhead(runs)
+    concurrent_status(runs)
     apply_calls()
     return 0
 

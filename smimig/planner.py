@@ -21,7 +21,6 @@ from smimig.layout import GiSpec, Layout, MigPartedDevice, short_profile_name
 from smimig.models import (
     ComputeInstance,
     GpuInstance,
-    GpuInstancePlacements,
     GpuInstanceProfile,
     GpuProcess,
     MigMode,
@@ -148,11 +147,10 @@ class _NodeState:
 
 
 def _read(smi: Smi) -> _NodeState:
-    modes = {mode.gpu: mode for mode in smi.mig_mode()}
-    gis = smi.list_gis()
-    cis = smi.list_cis()
-    profiles = smi.list_gi_profiles()
-    placements: list[GpuInstancePlacements] = smi.list_gi_placements()
+    mode_list, gis, cis, profiles, placements = smi.gather(  # independent reads, issued at once
+        smi.mig_mode, smi.list_gis, smi.list_cis, smi.list_gi_profiles, smi.list_gi_placements
+    )
+    modes = {mode.gpu: mode for mode in mode_list}
     by_key = {(p.gpu, p.profile_id): p.placements for p in placements}
     tables: dict[int, list[_ProfileInfo]] = {}
     for profile in profiles:
@@ -552,9 +550,7 @@ def _apply(smi: Smi, layout: Layout, first: Plan, ran: list[Step], *, dry_run: b
 def export(*, smi: Smi | None = None) -> Layout:
     """The node's MIG state as a Layout, with explicit placements: ``apply(export())`` changes nothing."""
     smi = smi or default_client()
-    modes = smi.mig_mode()
-    gis = smi.list_gis()
-    cis = smi.list_cis()
+    modes, gis, cis = smi.gather(smi.mig_mode, smi.list_gis, smi.list_cis)
     return Layout(
         {mode.gpu: (_gpu_specs(mode.gpu, gis, cis) if mode.current else None) for mode in modes if mode.supported}
     )

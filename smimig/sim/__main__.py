@@ -7,10 +7,12 @@
 Point smimig (or any tool) at it with ``SMIMIG_NVIDIA_SMI=$(command -v smimig-sim)``; then every process
 sees one node. ``--state`` defaults to ``$SMIMIG_SIM_STATE`` or ``smimig-sim.json`` in the user's cache
 directory; ``--model`` (default ``$SMIMIG_SIM_MODEL`` or ``A30x4``) is used when the state file is created,
-or with ``--reset``, which starts over. ``--fault -cgi="Insufficient Resources@2"`` makes the second ``-cgi``
-from now fail that way; ``--process 0/1/0=4242:python`` attaches a process to GPU 0, GI 1, CI 0 (it shows in
-the Processes table and keeps that instance busy) and ``--end-process 4242`` ends it; ``--gpu-reset N`` makes
-a pending MIG mode take effect. Each call takes an exclusive lock on ``FILE.lock`` for the whole
+or with ``--reset``, which starts over. ``$SMIMIG_SIM_DELAY`` (``0.025-0.040``) makes each call pause like a
+real one (outside the lock, so concurrent calls overlap as real ones do).
+``--fault -cgi="Insufficient Resources@2"`` makes the second ``-cgi`` from now fail that way;
+``--process 0/1/0=4242:python`` attaches a process to GPU 0, GI 1, CI 0 (it shows in the Processes table and
+keeps that instance busy) and ``--end-process 4242`` ends it; ``--gpu-reset N`` makes a pending MIG mode
+take effect. Each call takes an exclusive lock on ``FILE.lock`` for the whole
 read-change-write, and writes the new state to a temporary file renamed over the old one, so concurrent
 calls never see or leave a half-written state.
 """
@@ -18,7 +20,9 @@ calls never see or leave a half-written state.
 from __future__ import annotations
 
 import os
+import random
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
@@ -32,6 +36,7 @@ __all__ = ["default_state_path", "main"]
 
 
 STATE_ENV = "SMIMIG_SIM_STATE"
+DELAY_ENV = "SMIMIG_SIM_DELAY"  # "0.025-0.040": answer after a random pause, as a real nvidia-smi call takes
 MODEL_ENV = "SMIMIG_SIM_MODEL"
 DEFAULT_MODEL = "A30x4"
 
@@ -107,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"smimig-sim: {error}", file=sys.stderr)
         return 2
+    delay = os.environ.get(DELAY_ENV)
+    if delay:
+        low, _, high = delay.partition("-")
+        time.sleep(random.uniform(float(low), float(high or low)))  # noqa: S311  # a pause, not a secret
     runner = StateFileRunner(path, model, gpus)
     if "reset" in own:
         runner.reset()
