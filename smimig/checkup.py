@@ -22,7 +22,7 @@ from smimig import parsers
 from smimig.client import Smi, default_client
 from smimig.errors import ParseError, SmimigError
 from smimig.models import GpuProcess
-from smimig.runner import SubprocessRunner, sudo_works
+from smimig.runner import RunResult, SubprocessRunner, sudo_works
 
 __all__ = ["DoctorReport", "Finding", "GpuReport", "ListingCheck", "doctor"]
 
@@ -94,15 +94,31 @@ _LISTINGS: Sequence[tuple[str, list[str], Callable[[str], object]]] = (
 )
 
 
+def _run_all(smi: Smi) -> list[RunResult | SmimigError]:
+    """Every listing's run, issued at once (they are independent reads)."""
+
+    def one(args: list[str]) -> RunResult | SmimigError:
+        try:
+            return smi.runner.run(args)
+        except SmimigError as error:
+            return error
+
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415  # only the doctor needs it here
+
+    with ThreadPoolExecutor(max_workers=smi.max_workers) as pool:
+        return list(pool.map(one, [args for _, args, _ in _LISTINGS]))
+
+
 def _self_check(smi: Smi, save_dir: Path | None) -> list[ListingCheck]:
     checks = []
-    for name, args, parser in _LISTINGS:
+    for (name, args, parser), outcome in zip(_LISTINGS, _run_all(smi)):
         command = " ".join(["nvidia-smi", *args])
-        try:
-            result = smi.runner.run(args)
-        except SmimigError as error:
+        result = outcome
+        if isinstance(outcome, SmimigError):
+            error = outcome
             checks.append(ListingCheck(name, command, ok=False, problem=str(error)))
             continue
+        assert isinstance(result, RunResult)  # noqa: S101  # narrowed above: an error or a run
         text = result.stdout + result.stderr
         if result.returncode != 0 and not parsers.is_empty_listing(text):
             checks.append(
