@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the names, for type checkers and readers; at run time they 
         NvidiaSmiTimeout,
         ParseError,
         PermissionDenied,
+        RemoteError,
         SmimigError,
     )
     from smimig.jobs import DeviceRun, cuda_visible_devices, device_env, run_on_each
@@ -56,7 +57,7 @@ if TYPE_CHECKING:  # the names, for type checkers and readers; at run time they 
         Placement,
     )
     from smimig.planner import ApplyResult, GpuPlan, Plan, Step, apply, export, load_layout, plan
-    from smimig.runner import Runner, RunResult, SubprocessRunner
+    from smimig.runner import Runner, RunResult, SshRunner, SubprocessRunner
     from smimig.specs import CiProfileSpec, GiProfileSpec
     from smimig.views import ComputeInstanceStatus, GpuInstanceStatus, GpuStatus, MigDeviceInfo, NodeStatus
 
@@ -108,10 +109,12 @@ __all__ = [
     "PermissionDenied",
     "Placement",
     "Plan",
+    "RemoteError",
     "RunResult",
     "Runner",
     "Smi",
     "SmimigError",
+    "SshRunner",
     "Step",
     "SubprocessRunner",
     "apply",
@@ -197,7 +200,9 @@ _EXPORTS = {
     "PermissionDenied": "smimig.errors",
     "Placement": "smimig.models",
     "Plan": "smimig.planner",
+    "RemoteError": "smimig.errors",
     "RunResult": "smimig.runner",
+    "SshRunner": "smimig.runner",
     "Runner": "smimig.runner",
     "Smi": "smimig.client",
     "SmimigError": "smimig.errors",

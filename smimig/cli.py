@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,6 +106,13 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
         action="store_true",
         default=argparse.SUPPRESS if suppress else False,
         help="with --simulate: start from a fresh node (MIG off everywhere) before the command",
+    )
+    group.add_argument(
+        "--host",
+        metavar="[USER@]HOST[:PORT]",
+        default=default,
+        help="run nvidia-smi on another machine through ssh (BatchMode: a key or agent must let you in; "
+        "extra ssh options from $SMIMIG_SSH_OPTIONS, the remote binary from $SMIMIG_NVIDIA_SMI)",
     )
     group.add_argument(
         "--sudo",
@@ -223,6 +231,18 @@ def _client(options: argparse.Namespace) -> smimig.Smi:
         return smimig.Smi(runner=runner)
     if options.reset_simulation:
         raise ValueError("--reset-simulation goes with --simulate")
+    if options.host:
+        user, _, rest = options.host.rpartition("@")
+        host, _, port = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
+        remote = smimig.SshRunner(
+            host,
+            user=user or None,
+            port=int(port) if port.isascii() and port.isdigit() else None,
+            options=shlex.split(os.environ.get("SMIMIG_SSH_OPTIONS", "")),
+            executable=os.environ.get("SMIMIG_NVIDIA_SMI", "nvidia-smi"),
+            sudo=options.sudo,
+        )
+        return smimig.Smi(runner=remote)
     return smimig.Smi(sudo=options.sudo)
 
 

@@ -5,6 +5,7 @@
     SmimigError                      anything smimig raises on purpose
     ├── NvidiaSmiNotFound            the nvidia-smi binary is not there (says how to point at it)
     ├── NvidiaSmiTimeout             nvidia-smi did not answer in time
+    ├── RemoteError                  ssh could not reach the host or was refused (SshRunner)
     ├── NvidiaSmiError               nvidia-smi failed: non-zero exit, or a known error text with exit 0
     │   └── MigOperationError        create/destroy/mode change failed, maybe part-way (.completed)
     │       └── PermissionDenied     "Insufficient Permissions": run as root or with Smi(sudo=True)
@@ -42,6 +43,7 @@ __all__ = [
     "NvidiaSmiTimeout",
     "ParseError",
     "PermissionDenied",
+    "RemoteError",
     "SmimigError",
 ]
 
@@ -104,6 +106,28 @@ class NvidiaSmiTimeout(SmimigError):
 
     def __str__(self) -> str:
         return f"{self.command} did not finish within {self.timeout:g} s"
+
+
+class RemoteError(SmimigError):
+    """ssh could not run the command on the host: unreachable, refused key, unknown host …
+
+    Attributes:
+        host: the host.
+        args_list: the local ssh command line.
+        returncode: ssh's exit code (255).
+        stderr: ssh's own message.
+    """
+
+    def __init__(self, host: str, args_list: Sequence[str], returncode: int, stderr: str) -> None:
+        super().__init__(host, list(args_list), returncode, stderr)
+        self.host = host
+        self.args_list = list(args_list)
+        self.returncode = returncode
+        self.stderr = stderr
+
+    def __str__(self) -> str:
+        message = self.stderr.strip() or "no message"
+        return f"ssh to {self.host} failed (exit code {self.returncode}): {_clip(message)}"
 
 
 class NvidiaSmiError(SmimigError):

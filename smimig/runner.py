@@ -3,12 +3,15 @@
 A :class:`Runner` takes nvidia-smi's arguments (without the program name) and returns a
 :class:`RunResult`. :class:`SubprocessRunner` runs the real binary; anything else with a ``run`` method of
 the same shape (a simulator, a fake in a user's tests, a remote shell) plugs into ``smimig.Smi(runner=…)``.
-This module is the only place in smimig where a local process starts.
+:class:`SshRunner` runs it on another machine through OpenSSH. This module is the only place in smimig where
+a local process starts.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -16,9 +19,9 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from smimig.errors import NvidiaSmiNotFound, NvidiaSmiTimeout
+from smimig.errors import NvidiaSmiNotFound, NvidiaSmiTimeout, RemoteError
 
-__all__ = ["DEFAULT_TIMEOUT", "ENV_VAR", "RunResult", "Runner", "SubprocessRunner", "spawn", "sudo_works"]
+__all__ = ["DEFAULT_TIMEOUT", "ENV_VAR", "RunResult", "Runner", "SshRunner", "SubprocessRunner", "spawn", "sudo_works"]
 
 ENV_VAR = "SMIMIG_NVIDIA_SMI"
 """The environment variable that names the nvidia-smi binary (or a stand-in) to run."""
@@ -131,3 +134,75 @@ def sudo_works() -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return completed.returncode == 0
+
+
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]+:[0-9A-Fa-f:.]*")
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*")
+
+
+@attrs.define
+class SshRunner:
+    """Runs nvidia-smi on another machine through the system's OpenSSH client; smimig parses locally.
+
+    ``ssh -o BatchMode=yes [-p PORT] [-l USER] [OPTIONS…] -- HOST 'nvidia-smi' 'mig' '-lgi'``: every argument is
+    quoted for the remote shell, so only nvidia-smi runs there, whatever the arguments hold. BatchMode never
+    prompts: a key or agent must let ssh in.
+
+    Raises from :meth:`run`: :class:`~smimig.RemoteError` when ssh itself fails (unreachable host, refused
+    key: exit code 255, ssh's own message kept); :class:`~smimig.NvidiaSmiNotFound` naming the host when
+    the remote shell cannot find nvidia-smi (exit code 127); :class:`~smimig.NvidiaSmiTimeout`.
+    """
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+    options: Sequence[str] = ()
+    executable: str = "nvidia-smi"
+    timeout: float = DEFAULT_TIMEOUT
+    sudo: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if not _HOST.fullmatch(self.host):
+            raise ValueError(f"not a host name or address: {self.host!r}")
+        if self.user is not None and not _USER.fullmatch(self.user):
+            raise ValueError(f"not a user name: {self.user!r}")
+        if self.port is not None and (
+            isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 < self.port < 65536
+        ):
+            raise ValueError(f"not a port: {self.port!r}")
+        if isinstance(self.options, str) or any("\n" in option or "\0" in option for option in self.options):
+            raise ValueError("options is a list of ssh arguments, e.g. ['-o', 'ConnectTimeout=5']")
+
+    def argv(self, args: Sequence[str]) -> list[str]:
+        """The local ssh command line for nvidia-smi ``args`` on the host."""
+        remote = [*(["sudo", "-n"] if self.sudo else []), self.executable, *args]
+        command = " ".join(shlex.quote(part) for part in remote)
+        port = ["-p", str(self.port)] if self.port is not None else []
+        user = ["-l", self.user] if self.user is not None else []
+        return ["ssh", "-o", "BatchMode=yes", *port, *user, *self.options, "--", self.host, command]
+
+    def run(self, args: Sequence[str]) -> RunResult:
+        """Run nvidia-smi with ``args`` on the host; see :class:`Runner`."""
+        argv = self.argv(args)
+        try:
+            completed = subprocess.run(
+                argv,
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                timeout=self.timeout,
+                env=_c_locale_env(os.environ),
+                check=False,
+            )
+        except FileNotFoundError as error:
+            raise NvidiaSmiNotFound("ssh", "the OpenSSH client is not installed") from error
+        except subprocess.TimeoutExpired as error:
+            raise NvidiaSmiTimeout(argv, self.timeout) from error
+        if completed.returncode == 255:
+            raise RemoteError(self.host, argv, completed.returncode, completed.stderr)
+        if completed.returncode in (126, 127):  # the remote shell: command not found / not executable
+            detail = completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "not found"
+            raise NvidiaSmiNotFound(f"{self.host}:{self.executable}", f"on {self.host}: {detail}")
+        return RunResult(tuple(argv), completed.returncode, completed.stdout, completed.stderr)

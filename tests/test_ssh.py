@@ -1,0 +1,206 @@
+"""SshRunner end to end against a real OpenSSH server on 127.0.0.1, its nvidia-smi being the simulator.
+
+The server runs with a throw-away host key and user key from a temporary directory; .ci/run installs
+Debian's openssh-server. The seed's walk-through runs through SshRunner.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+import smimig
+from smimig import RemoteError, SshRunner
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@attrs.frozen
+class Server:
+    port: int
+    key: Path
+    stand_in: Path
+    state: Path
+
+    def runner(self, **changes: object) -> SshRunner:
+        options = [
+            "-i",
+            str(self.key),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=10",
+        ]
+        fields: dict[str, object] = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "options": options,
+            "executable": str(self.stand_in),
+        }
+        fields.update(changes)
+        return SshRunner(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if not Path(SSHD).exists():
+        reason = "OpenSSH's server is needed (Debian: apt-get install openssh-server; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)  # CI skips nothing
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("sshd")
+    for name in ("host", "user"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)], check=True)
+    (root / "authorized_keys").write_text((root / "user.pub").read_text())
+    state = root / "node.json"
+    stand_in = root / "nvidia-smi"
+    stand_in.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m smimig.sim --state "{state}" --model A30x4 "$@"\n')
+    stand_in.chmod(0o755)
+    port = free_port()
+    config = root / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host'}\nPidFile {root / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {root / 'authorized_keys'}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
+        f"SetEnv PYTHONPATH={Path(smimig.__file__).resolve().parent.parent}\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=open(root / "sshd.log", "w"))  # noqa: SIM115
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if process.poll() is not None:
+            pytest.fail(f"sshd did not start: {(root / 'sshd.log').read_text()}")
+        time.sleep(0.1)
+    try:
+        yield Server(port, root / "user", stand_in, state)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_seed_walkthrough_over_ssh(server: Server) -> None:
+    smi = smimig.Smi(runner=server.runner())
+    assert next(gpu.uuid for gpu in smi.list_gpus()) == "GPU-d8430827-89da-89df-1d70-bde0c9883859"
+    smi.enable_mig(0)
+    created = smi.create_gi(0, ["5", "2g.12gb"])
+    assert [(gi.id, gi.profile_name) for gi in created] == [(1, "MIG 2g.12gb"), (2, "MIG 2g.12gb")]
+    assert [(gi.id, str(gi.placement)) for gi in smi.list_gis(0)] == [(1, "0:2"), (2, "2:2")]
+    smi.destroy_gi(0)
+    smi.create_gi(0, ["MIG 2g.12gb", "5"], ci=True)
+    assert [d.uuid for d in smi.list_gpus(0)[0].mig_devices] == [
+        "MIG-89b757f7-3c4c-5b1c-9476-a11b14aa9308",
+        "MIG-6df26cf8-a984-58d3-978e-acb0c808d513",
+    ]
+    smi.destroy_ci(0)
+    smi.create_ci(0, 1, ["0", "0"])
+    smi.create_ci(0, 2, ["1c.2g.12gb", "1c.2g.12gb"])
+    assert len(smi.list_cis()) == 4
+    assert "MIG-6f79e1f8-f1ed-5121-976a-4ff3f0df8634" in str(smi.status())
+    smi.destroy_ci(0)
+    smi.destroy_gi(0)
+    assert smi.list_gis(0) == []
+
+
+def test_arguments_cannot_escape(server: Server, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    runner = server.runner()
+    # Passed straight to the runner (the API refuses these long before): quoted, so nvidia-smi gets them.
+    result = runner.run(["mig", f"-bogus; touch {marker}", "$(touch x)", "a b"])
+    assert not marker.exists()
+    assert result.returncode == 2
+    assert result.stdout == f'Option "-bogus; touch {marker}" is not recognized.\n'
+    with pytest.raises(ValueError, match="profile"):
+        smimig.Smi(runner=runner).create_gi(0, ["5; touch x"])
+
+
+def test_unreachable_port_and_refused_key(server: Server, tmp_path: Path) -> None:
+    with pytest.raises(RemoteError) as unreachable:
+        smimig.Smi(runner=server.runner(port=free_port())).list_gpus()
+    assert unreachable.value.host == "127.0.0.1"
+    assert "refused" in unreachable.value.stderr.lower()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
+    options = [
+        "-i",
+        str(tmp_path / "stranger"),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+    ]
+    with pytest.raises(RemoteError) as refused:
+        smimig.Smi(runner=server.runner(options=options)).list_gpus()
+    assert "permission denied" in refused.value.stderr.lower()
+
+
+def test_nvidia_smi_missing_on_the_host(server: Server) -> None:
+    with pytest.raises(smimig.NvidiaSmiNotFound) as caught:
+        smimig.Smi(runner=server.runner(executable="/nonexistent/nvidia-smi")).list_gpus()
+    assert "127.0.0.1" in str(caught.value)
+
+
+def test_cli_host_option(server: Server) -> None:
+    env = {
+        **os.environ,
+        "SMIMIG_SSH_OPTIONS": " ".join(server.runner().options),
+        "SMIMIG_NVIDIA_SMI": str(server.stand_in),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "smimig", "--host", f"127.0.0.1:{server.port}", "gpus"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "GPU-d8430827-89da-89df-1d70-bde0c9883859" in result.stdout
+
+
+@pytest.mark.parametrize("host", ["-oProxyCommand=x", "a b", "host;rm", ""])
+def test_bad_hosts_are_refused(host: str) -> None:
+    with pytest.raises(ValueError, match="host"):
+        SshRunner(host)
+
+
+def test_argv_quotes_every_argument() -> None:
+    runner = SshRunner("node3", user="alice", port=2222, options=["-o", "ConnectTimeout=5"])
+    assert runner.argv(["mig", "-cgi", "MIG 2g.12gb,9:0"]) == [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-p",
+        "2222",
+        "-l",
+        "alice",
+        "-o",
+        "ConnectTimeout=5",
+        "--",
+        "node3",
+        "nvidia-smi mig -cgi 'MIG 2g.12gb,9:0'",
+    ]
