@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -298,3 +299,56 @@ def test_export_as_mig_parted_round_trips() -> None:
 def test_bad_layout_data(data: Any) -> None:
     with pytest.raises(LayoutError):
         Layout.from_dict(data)
+
+
+def mig_parted_errors(spec: Any) -> list[str]:
+    """The rules of mig-parted's api/spec/v1 (Spec and MigConfigSpec unmarshalling), written out."""
+    errors = []
+    if not isinstance(spec, dict) or spec.get("version") != "v1":
+        return ["version must be 'v1'"]
+    if set(spec) - {"version", "mig-configs"}:
+        errors.append(f"unexpected fields {set(spec) - {'version', 'mig-configs'}}")
+    configs = spec.get("mig-configs")
+    if not isinstance(configs, dict) or not configs:
+        return [*errors, "at least one entry in 'mig-configs' is required"]
+    profile = re.compile(r"([0-9]+c\.)?[0-9]+g\.[0-9]+gb(\+[a-z]+(\.[a-z]+)?|-[a-z]+)?")
+    for name, entries in configs.items():
+        if not isinstance(entries, list) or not entries:
+            errors.append(f"{name}: at least one entry is required")
+            continue
+        for entry in entries:
+            if not {"devices", "mig-enabled"} <= set(entry):
+                errors.append(f"{name}: missing required field")
+            if set(entry) - {"device-filter", "devices", "mig-enabled", "mig-devices"}:
+                errors.append(f"{name}: unexpected field")
+            devices = entry.get("devices")
+            if devices != "all" and not (isinstance(devices, list) and all(isinstance(d, int) for d in devices)):
+                errors.append(f"{name}: devices must be 'all' or a list of indices")
+            if not isinstance(entry.get("mig-enabled"), bool):
+                errors.append(f"{name}: mig-enabled must be a bool")
+            for key, count in (entry.get("mig-devices") or {}).items():
+                if not profile.fullmatch(key) or not isinstance(count, int) or count < 0:
+                    errors.append(f"{name}: bad mig-devices entry {key}: {count}")
+    return errors
+
+
+def test_mig_parted_export_validates_and_round_trips(tmp_path: Path) -> None:
+    yaml = pytest.importorskip("yaml")
+    smi, _ = smi_for("H100-80GB", gpus=3)
+    smimig.apply(
+        Layout.from_dict(
+            {
+                0: ["3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"],
+                1: [{"profile": "3g.40gb", "cis": ["1c.3g.40gb"] * 3}],
+                2: None,
+            }
+        ),
+        smi=smi,
+    )
+    text = yaml.safe_dump(smimig.export(smi=smi).to_mig_parted("lab"))
+    spec = yaml.safe_load(text)
+    assert mig_parted_errors(spec) == []
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    assert smimig.plan(smimig.load_layout(path, config="lab", smi=smi), smi=smi).is_noop
+    assert mig_parted_errors(yaml.safe_load(MIG_PARTED)) == []  # the checker accepts NVIDIA's own shape
