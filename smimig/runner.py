@@ -53,6 +53,21 @@ class Runner(Protocol):
         ...
 
 
+def _run_captured(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` with no shell and no input, in the C locale; capture its text output."""
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=timeout,
+        env=_c_locale_env(os.environ),
+        check=False,
+    )
+
+
 def _c_locale_env(base: Mapping[str, str]) -> dict[str, str]:
     env = dict(base)
     env["LC_ALL"] = "C"
@@ -93,17 +108,7 @@ class SubprocessRunner:
         """Run nvidia-smi with ``args``; see :class:`Runner`."""
         argv = self.argv(args)
         try:
-            completed = subprocess.run(
-                argv,
-                capture_output=True,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                timeout=self.timeout,
-                env=_c_locale_env(os.environ),
-                check=False,
-            )
+            completed = _run_captured(argv, self.timeout)
         except FileNotFoundError as error:
             missing = argv[0] if self.sudo and error.filename == argv[0] else self.resolve()
             raise NvidiaSmiNotFound(missing) from error
@@ -185,17 +190,7 @@ class SshRunner:
         """Run nvidia-smi with ``args`` on the host; see :class:`Runner`."""
         argv = self.argv(args)
         try:
-            completed = subprocess.run(
-                argv,
-                capture_output=True,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                timeout=self.timeout,
-                env=_c_locale_env(os.environ),
-                check=False,
-            )
+            completed = _run_captured(argv, self.timeout)
         except FileNotFoundError as error:
             raise NvidiaSmiNotFound("ssh", "the OpenSSH client is not installed") from error
         except subprocess.TimeoutExpired as error:

@@ -56,21 +56,28 @@ PLAYBOOK = """
 """
 
 
-def test_playbook(tmp_path: Path) -> None:
-    playbook_cmd = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or shutil.which(
-        "ansible-playbook"
-    )
-    if playbook_cmd is None:
+def ansible_tool(name: str) -> str:
+    """ansible-playbook or ansible-galaxy from the test extra (beside this interpreter, else on PATH)."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if found is None:
         if os.environ.get("CI"):
             pytest.fail("ansible-core is in the test extra; CI skips nothing")
-        pytest.skip("ansible-playbook not installed (pip install '.[test]')")
-    state = tmp_path / "node.json"
+        pytest.skip(f"{name} not installed (pip install '.[test]')")
+    return found
+
+
+def stand_in_for(tmp_path: Path, model: str) -> Path:
+    """The simulator's stand-in binary over a state file of its own: the target's nvidia-smi."""
     stand_in = tmp_path / "nvidia-smi"
-    stand_in.write_text(
-        f'#!/bin/sh\nexec "{sys.executable}" -m smimig.sim --state "{state}" --model A100-40GBx2 "$@"\n'
-    )
+    state = tmp_path / "node.json"
+    stand_in.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m smimig.sim --state "{state}" --model {model} "$@"\n')
     stand_in.chmod(0o755)
-    (tmp_path / "play.yml").write_text(PLAYBOOK.format(stand_in=stand_in))
+    return stand_in
+
+
+def play(tmp_path: Path, playbook: str) -> subprocess.CompletedProcess[str]:
+    """Run a playbook against localhost (connection local) with the collection from this repository."""
+    (tmp_path / "play.yml").write_text(playbook)
     env = {
         **os.environ,
         "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "ansible"),
@@ -78,21 +85,15 @@ def test_playbook(tmp_path: Path) -> None:
         "ANSIBLE_NOCOLOR": "1",
         "PYTHONPATH": str(ROOT),
     }
-    result = subprocess.run(
-        [
-            playbook_cmd,
-            "-i",
-            "localhost,",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(tmp_path / "play.yml"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
+    argv = [ansible_tool("ansible-playbook"), "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}"]
+    return subprocess.run(
+        [*argv, str(tmp_path / "play.yml")], env=env, capture_output=True, text=True, check=False, timeout=600
     )
+
+
+def test_playbook(tmp_path: Path) -> None:
+    stand_in = stand_in_for(tmp_path, "A100-40GBx2")
+    result = play(tmp_path, PLAYBOOK.format(stand_in=stand_in))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "failed=0" in result.stdout
     # check mode left the GPU as it was
@@ -101,11 +102,7 @@ def test_playbook(tmp_path: Path) -> None:
 
 
 def test_the_collection_builds(tmp_path: Path) -> None:
-    galaxy = shutil.which("ansible-galaxy", path=str(Path(sys.executable).parent)) or shutil.which("ansible-galaxy")
-    if galaxy is None:
-        if os.environ.get("CI"):
-            pytest.fail("ansible-core is in the test extra; CI skips nothing")
-        pytest.skip("ansible-galaxy not installed (pip install '.[test]')")
+    galaxy = ansible_tool("ansible-galaxy")
     source = ROOT / "ansible" / "ansible_collections" / "smimig" / "mig"
     result = subprocess.run(
         [galaxy, "collection", "build", str(source), "--output-path", str(tmp_path)],
@@ -129,47 +126,13 @@ FAILING = """
 
 
 def test_a_failed_apply_reports_what_ran_and_what_was_restored(tmp_path: Path) -> None:
-    playbook_cmd = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or shutil.which(
-        "ansible-playbook"
-    )
-    if playbook_cmd is None:
-        if os.environ.get("CI"):
-            pytest.fail("ansible-core is in the test extra; CI skips nothing")
-        pytest.skip("ansible-playbook not installed (pip install '.[test]')")
-    state = tmp_path / "node.json"
-    stand_in = tmp_path / "nvidia-smi"
-    stand_in.write_text(
-        f'#!/bin/sh\nexec "{sys.executable}" -m smimig.sim --state "{state}" --model A100-40GBx1 "$@"\n'
-    )
-    stand_in.chmod(0o755)
+    stand_in = stand_in_for(tmp_path, "A100-40GBx1")
     smi = smimig.Smi(runner=smimig.SubprocessRunner(str(stand_in)))
     smi.enable_mig(0)
     smi.create_gi(0, ["3g.20gb", "1g.5gb"], ci=True)
     before = smimig.export(smi=smi)
     subprocess.run([str(stand_in), "--fault", "-cgi=Insufficient Resources@1"], check=True)
-    (tmp_path / "play.yml").write_text(FAILING.format(stand_in=stand_in))
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "ansible"),
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
-        "ANSIBLE_NOCOLOR": "1",
-        "PYTHONPATH": str(ROOT),
-    }
-    result = subprocess.run(
-        [
-            playbook_cmd,
-            "-i",
-            "localhost,",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(tmp_path / "play.yml"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    result = play(tmp_path, FAILING.format(stand_in=stand_in))
     assert result.returncode != 0
     assert '"ran": [' in result.stdout
     assert "nvidia-smi mig -i 0 -gi 1,2 -dgi" in result.stdout
