@@ -47,16 +47,21 @@ def smi_for(model: str, gpus: int = 1) -> tuple[smimig.Smi, Counting]:
 
 
 def fits(model: GpuModel, profiles: Sequence[GiProfile]) -> bool:
+    """Whether some choice of allowed starts places every GI without overlap: a plain depth-first search over
+    slice bitmasks, in the given order, with no heuristics (the planner orders and scores; this does not)."""
     counts = Counter(profile.id for profile in profiles)
     if any(counts[profile.id] > profile.instances for profile in profiles):
         return False
     if sum(1 for profile in profiles if profile.ofa > 0) > 1:
         return False
-    for starts in itertools.product(*(profile.starts for profile in profiles)):
-        cells = [cell for profile, start in zip(profiles, starts) for cell in range(start, start + profile.size)]
-        if len(cells) == len(set(cells)):
+    masks = [[((1 << profile.size) - 1) << start for start in profile.starts] for profile in profiles]
+
+    def place(index: int, used: int) -> bool:
+        if index == len(masks):
             return True
-    return False
+        return any(not used & mask and place(index + 1, used | mask) for mask in masks[index])
+
+    return place(0, 0)
 
 
 def multisets(model: GpuModel) -> list[tuple[GiProfile, ...]]:
