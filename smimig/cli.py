@@ -295,9 +295,7 @@ def _run(options: argparse.Namespace, smi: smimig.Smi) -> object:  # noqa: PLR09
         if options.json or options.format == "json":
             return _Text(layout.to_json().rstrip("\n"))
         if options.format == "mig-parted":
-            from smimig.layout import _yaml  # noqa: PLC0415  # YAML only when asked for
-
-            return _Text(str(_yaml().safe_dump(layout.to_mig_parted(options.name), sort_keys=False)).rstrip("\n"))
+            return _Text(layout.to_mig_parted_yaml(options.name).rstrip("\n"))
         return _Text(layout.to_yaml().rstrip("\n"))
     if command in ("profiles", "placements"):
         compute = options.ci or options.gi is not None

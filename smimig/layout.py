@@ -209,6 +209,10 @@ class Layout:
             entries.append(entry)
         return {"version": "v1", "mig-configs": {name: entries}}
 
+    def to_mig_parted_yaml(self, name: str = "smimig") -> str:
+        """:meth:`to_mig_parted` as YAML text (needs PyYAML)."""
+        return str(_yaml().safe_dump(self.to_mig_parted(name), sort_keys=False))
+
     def __str__(self) -> str:
         parts = []
         for gpu, gis in self.gpus.items():
