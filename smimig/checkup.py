@@ -26,7 +26,8 @@ from smimig.runner import RunResult, SubprocessRunner, sudo_works
 
 __all__ = ["DoctorReport", "Finding", "GpuReport", "ListingCheck", "doctor"]
 
-_DRIVER = re.compile(r"DRIVER version\s*:\s*(\S+)|Driver Version:\s*(\S+)")
+# "KMD Version:" is driver 610's banner word for the driver version.
+_DRIVER = re.compile(r"DRIVER version\s*:\s*(\S+)|(?:Driver|KMD) Version:\s*(\S+)")
 
 
 @attrs.frozen

@@ -220,14 +220,18 @@ class ComputeInstancePlacements:
 
 @attrs.frozen
 class ComputeInstance:
-    """A compute instance from ``nvidia-smi mig -lci``; ``placement`` is relative to its GPU instance."""
+    """A compute instance from ``nvidia-smi mig -lci``; ``placement`` is relative to its GPU instance.
+
+    ``placement`` is None where the driver does not say: early drivers print ``-lci`` without a Placement
+    column.
+    """
 
     gpu: int
     gi: int
     name: str
     profile_id: int
     id: int
-    placement: Placement
+    placement: Placement | None
 
     @property
     def short_name(self) -> str:

@@ -477,7 +477,11 @@ def _gpu_specs(gpu: int, gis: Sequence[GpuInstance], cis: Sequence[ComputeInstan
     """One GPU's instances as GiSpecs at their placements; a lone full-size CI is the default (None)."""
     specs = []
     for gi in sorted((gi for gi in gis if gi.gpu == gpu), key=lambda gi: gi.placement.start):
-        own = sorted((ci for ci in cis if ci.gpu == gpu and ci.gi == gi.id), key=lambda ci: ci.placement.start)
+        # Early drivers print no CI placement: creation order (the CI id) is then the best order there is.
+        own = sorted(
+            (ci for ci in cis if ci.gpu == gpu and ci.gi == gi.id),
+            key=lambda ci: (ci.placement.start, ci.id) if ci.placement is not None else (ci.id, ci.id),
+        )
         names = tuple(ci.short_name for ci in own)
         specs.append(GiSpec(gi.short_name, gi.placement.start, None if names == (gi.short_name,) else names))
     return tuple(specs)

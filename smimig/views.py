@@ -99,7 +99,7 @@ class NodeStatus:
                 for ci_status in gi_status.compute_instances:
                     ci = ci_status.ci
                     uuid = ci_status.device.uuid if ci_status.device else "(no MIG device listed)"
-                    lines.append(f"    CI {ci.id:<2} {ci.name:<16} placement {ci.placement}  {uuid}")
+                    lines.append(f"    CI {ci.id:<2} {ci.name:<16} placement {ci.placement or '?'}  {uuid}")
                 if not gi_status.compute_instances:
                     lines.append("    (no compute instance: create one to get a MIG device)")
             if status.mode.current and not status.gpu_instances:
@@ -129,7 +129,7 @@ class NodeStatus:
                         [
                             str(ci_status.ci.id),
                             ci_status.ci.name,
-                            str(ci_status.ci.placement),
+                            str(ci_status.ci.placement or "?"),  # early drivers do not say
                             ci_status.device.uuid if ci_status.device else "",
                         ]
                         if ci_status

@@ -16,8 +16,10 @@ becomes ``[MigMode(gpu=0, bus_id='00000000:17:00.0', current=True, pending=True)
 names (``--format=csv`` without ``noheader``) is read as the header and may name more columns.
 
 Plain ``nvidia-smi``: its "MIG devices:" box, one two-line record per MIG device, becomes
-``MigDeviceUsage`` rows. When compute instances share a GPU instance, nvidia-smi prints the memory once in a
-merged cell; every row of that GPU instance carries those figures. A table with no "MIG devices:" box (MIG
+``MigDeviceUsage`` rows. Its columns are found by their headings, as drivers 470 to 545 print them
+("Memory-Usage", "BAR1-Usage") and as driver 580 and later do ("Shared Memory-Usage", "Shared
+BAR1-Usage"). When compute instances share a GPU instance, nvidia-smi prints the memory once in a merged
+cell; every row of that GPU instance carries those figures. A table with no "MIG devices:" box (MIG
 off everywhere) and the box's "No MIG devices found" give ``[]``.
 """
 
@@ -26,10 +28,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import attrs
+
 from smimig.errors import ParseError
 from smimig.models import Gpu, GpuProcess, MigDevice, MigDeviceUsage, MigMode
 from smimig.parsers._common import NO_MIG_DEVICES, compile_pattern, match_line
-from smimig.parsers.tables import Box, read_boxes
+from smimig.parsers.tables import Box, canonical_words, read_boxes
 
 __all__ = ["MIG_MODE_FIELDS", "parse_gpu_list", "parse_mig_devices", "parse_mig_mode", "parse_processes"]
 
@@ -54,11 +58,10 @@ _MODE_VALUES = {"Enabled": True, "Disabled": False}
 _NOT_SUPPORTED = ("[N/A]", "N/A", "[Not Supported]")
 
 _MIG_DEVICES_TITLE = "MIG devices:"
-_MIG_DEVICES_COLUMNS = (
-    ["GPU", "GI", "CI", "MIG", "ID", "ID", "Dev"],
-    ["Memory-Usage", "BAR1-Usage"],
-    ["Vol", "SM", "Unc", "ECC"],
-)
+# Each column's heading words, top to bottom (driver 580 prefixes the memory ones with "Shared").
+_MIG_DEVICES_IDS = ["GPU", "GI", "CI", "MIG", "ID", "ID", "Dev"]
+_MIG_DEVICES_MEMORY = ["Memory-Usage", "BAR1-Usage"]
+_MIG_DEVICES_SM = ["Vol", "SM", "Unc", "ECC"]
 _SHARED_ENGINES = ("CE", "ENC", "DEC", "OFA", "JPG")
 _IDS = compile_pattern("{gpu:Int} {gi:Int} {ci:Int} {index:Int}")
 _MEMORY = compile_pattern("{used:Int}MiB / {total:Int}MiB")
@@ -142,20 +145,52 @@ def parse_mig_mode(text: str, fields: Sequence[str] = MIG_MODE_FIELDS) -> list[M
     return modes
 
 
-def _check_mig_devices_header(box: Box, text: str) -> list[str]:
-    """Check the box's column headers; return the order of the shared engines' columns."""
+@attrs.frozen
+class _MigDevicesColumns:
+    """Where the "MIG devices:" box keeps each figure: cell indices, and the engines' order."""
+
+    ids: int
+    memory: int
+    sm: int
+    engines: int
+    engine_order: tuple[str, ...]
+    width: int  # cells per line
+
+
+def _mig_devices_columns(box: Box, text: str) -> _MigDevicesColumns:
+    """Find each known column by its heading words (renamed headings read as their old names).
+
+    A column with other headings is left unread: its cells are delimited, so skipping it cannot shift
+    another column. Each known column must be there exactly once.
+    """
     number = box.header[0].number if box.header else box.first_line
-    columns = [box.column_header(column) for column in range(4)]
-    shared = columns[3]
-    if (
-        any(len(line.cells) != 4 for line in box.header)
-        or columns[:3] != [list(words) for words in _MIG_DEVICES_COLUMNS]
-        or not shared
-        or shared[0] != "Shared"
-        or sorted(shared[1:]) != sorted(_SHARED_ENGINES)
-    ):
+    widths = {len(line.cells) for line in box.header}
+    if len(widths) != 1:
         raise ParseError("unrecognised header of the 'MIG devices:' table", text, number)
-    return shared[1:]
+    (width,) = widths
+    found: dict[str, list[int]] = {"ids": [], "memory": [], "sm": [], "engines": []}
+    order: tuple[str, ...] = ()
+    for column in range(width):
+        words = canonical_words(box.column_header(column))
+        if words == _MIG_DEVICES_IDS:
+            found["ids"].append(column)
+        elif words == _MIG_DEVICES_MEMORY:
+            found["memory"].append(column)
+        elif words == _MIG_DEVICES_SM:
+            found["sm"].append(column)
+        elif words[:1] == ["Shared"] and sorted(words[1:]) == sorted(_SHARED_ENGINES):
+            found["engines"].append(column)
+            order = tuple(words[1:])
+    if any(len(columns) != 1 for columns in found.values()):
+        raise ParseError("unrecognised header of the 'MIG devices:' table", text, number)
+    return _MigDevicesColumns(
+        ids=found["ids"][0],
+        memory=found["memory"][0],
+        sm=found["sm"][0],
+        engines=found["engines"][0],
+        engine_order=order,
+        width=width,
+    )
 
 
 def _mig_devices_box(box: Box, text: str) -> list[MigDeviceUsage]:
@@ -163,24 +198,27 @@ def _mig_devices_box(box: Box, text: str) -> list[MigDeviceUsage]:
         raise ParseError("the 'MIG devices:' table has no rows", text, box.last_line)
     if len(box.records) == 1 and box.records[0].lines[0].text == NO_MIG_DEVICES:
         return []
-    engines = _check_mig_devices_header(box, text)
+    columns = _mig_devices_columns(box, text)
     rows: list[MigDeviceUsage] = []
     for record in box.records:
         first = record.lines[0]
-        if len(record.lines) < 2 or any(len(line.cells) != 4 for line in record.lines):
-            raise ParseError("a MIG device record has two lines of four cells", text, record.number)
+        if len(record.lines) < 2 or any(len(line.cells) != columns.width for line in record.lines):
+            raise ParseError(
+                f"a MIG device record has two lines of {columns.width} cells, as its header", text, record.number
+            )
         second = record.lines[1]
         if any(cell for line in record.lines[2:] for cell in line.cells):
             raise ParseError("unexpected third line in a MIG device record", text, record.number)
-        ids = match_line(_IDS, first.cells[0], text, first.number, "MIG device ids")
-        sm = match_line(_SM, first.cells[2], text, first.number, "MIG device SM count")
-        values = first.cells[3].split()
-        if len(values) != len(engines) or not all(_NUMBER.fullmatch(value) for value in values):
+        ids = match_line(_IDS, first.cells[columns.ids], text, first.number, "MIG device ids")
+        sm = match_line(_SM, first.cells[columns.sm], text, first.number, "MIG device SM count")
+        values = first.cells[columns.engines].split()
+        if len(values) != len(columns.engine_order) or not all(_NUMBER.fullmatch(value) for value in values):
             raise ParseError("unrecognised MIG device engine counts", text, first.number)
-        shared = {engine.lower(): int(value) for engine, value in zip(engines, values)}
-        if first.cells[1] or second.cells[1]:
-            memory = match_line(_MEMORY, first.cells[1], text, first.number, "memory usage")
-            bar1 = match_line(_MEMORY, second.cells[1], text, second.number, "BAR1 usage")
+        shared = {engine.lower(): int(value) for engine, value in zip(columns.engine_order, values)}
+        memory_cell, bar1_cell = first.cells[columns.memory], second.cells[columns.memory]
+        if memory_cell or bar1_cell:
+            memory = match_line(_MEMORY, memory_cell, text, first.number, "memory usage")
+            bar1 = match_line(_MEMORY, bar1_cell, text, second.number, "BAR1 usage")
             figures = (memory["used"], memory["total"], bar1["used"], bar1["total"])
         else:
             # A merged cell: this compute instance shares the memory of the GPU instance above.

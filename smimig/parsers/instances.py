@@ -8,8 +8,9 @@ One one-line record per instance::
 
 becomes ``GpuInstance(gpu=0, name='MIG 2g.12gb', profile_id=5, id=1, placement=Placement(0, 2))``;
 ``-lci`` adds the GPU instance column and gives ``ComputeInstance`` (its placement is inside the GPU
-instance). "No GPU instances found: Not Found", "No compute instances found: Not Found" and
-"No MIG-enabled devices found." give ``[]``; anything unrecognised raises ``ParseError``.
+instance; early drivers print no Placement column, and ``placement`` is then None). "No GPU instances
+found: Not Found", "No compute instances found: Not Found" and "No MIG-enabled devices found." give ``[]``;
+anything unrecognised raises ``ParseError``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from smimig.parsers._common import (
     is_empty_message,
     match_line,
 )
-from smimig.parsers.tables import Box, read_single_box
+from smimig.parsers.tables import Box, read_listing_box, read_single_box
 
 __all__ = ["parse_cis", "parse_gis"]
 
@@ -34,7 +35,9 @@ _GI = compile_pattern("{gpu:Int} {name:Name} {profile_id:Int} {id:Int} {placemen
 
 _CIS_TITLE = "Compute instances:"
 _CIS_HEADER = "GPU GPU Name Profile Instance Placement Instance ID ID Start:Size ID".split()
+_CIS_OPTIONAL = {"placement": ("Placement", "Start:Size")}  # early drivers print no Placement column
 _CI = compile_pattern("{gpu:Int} {gi:Int} {name:Name} {profile_id:Int} {id:Int} {placement:Placement}")
+_CI_NO_PLACEMENT = compile_pattern("{gpu:Int} {gi:Int} {name:Name} {profile_id:Int} {id:Int}")
 
 _GIS_EMPTY = (NO_MIG_ENABLED_DEVICES, NO_GPU_INSTANCES)
 _CIS_EMPTY = (NO_MIG_ENABLED_DEVICES, NO_GPU_INSTANCES, NO_COMPUTE_INSTANCES)
@@ -64,7 +67,12 @@ def parse_cis(text: str) -> list[ComputeInstance]:
     """Parse ``nvidia-smi mig -lci`` into compute instances, in printed order."""
     if is_empty_message(text, _CIS_EMPTY):
         return []
-    box = read_single_box(text, _CIS_TITLE, _CIS_HEADER)
+    box, missing = read_listing_box(text, _CIS_TITLE, _CIS_HEADER, _CIS_OPTIONAL)
+    if "placement" in missing:
+        return [
+            ComputeInstance(**match_line(_CI_NO_PLACEMENT, line, text, number, "compute instance"), placement=None)
+            for line, number in _one_line_records(box, text, "compute instance")
+        ]
     return [
         ComputeInstance(**match_line(_CI, line, text, number, "compute instance"))
         for line, number in _one_line_records(box, text, "compute instance")

@@ -13,17 +13,41 @@ It reads a box by its structure, never by character offsets, so tables of any wi
 
 A content line is split into cells at its ``|`` characters. Text between boxes (a timestamp, blank lines)
 is kept apart, so a caller can insist that a listing is one box and nothing else.
+
+Headings are read as words, and the words drivers renamed are read as the names smimig knows
+(:data:`HEADING_SYNONYMS`: driver 580 heads the "MIG devices:" memory column "Shared Memory-Usage", a
+driver-610 banner says "KMD Version" for "Driver Version"). A column that some drivers leave out is declared
+optional by its heading words (``-lci`` on early drivers has no Placement column); any other difference in
+the headings raises ``ParseError``: a column smimig does not know is never read as one it does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 
 from smimig.errors import ParseError
 
-__all__ = ["Box", "Line", "Record", "read_boxes", "read_single_box"]
+__all__ = [
+    "HEADING_SYNONYMS",
+    "Box",
+    "Line",
+    "Record",
+    "canonical_words",
+    "read_boxes",
+    "read_listing_box",
+    "read_single_box",
+]
+
+HEADING_SYNONYMS: Mapping[tuple[str, ...], tuple[str, ...]] = {
+    # Driver 580 and later, every GPU (A100, H100, RTX PRO 6000 Blackwell …): the "MIG devices:" box.
+    ("Shared", "Memory-Usage"): ("Memory-Usage",),
+    ("Shared", "BAR1-Usage"): ("BAR1-Usage",),
+    # Driver 610's banner.
+    ("KMD", "Version:"): ("Driver", "Version:"),
+}
+"""Heading words some drivers print (left) for the words smimig reads (right)."""
 
 _BORDER_CHARS = frozenset("+- ")
 _RULE_CHARS = frozenset("|=+")
@@ -71,6 +95,29 @@ class Box:
     def column_header(self, column: int) -> list[str]:
         """The words of one column's header cells, top to bottom."""
         return [word for line in self.header if column < len(line.cells) for word in line.cells[column].split()]
+
+
+def canonical_words(words: Sequence[str]) -> list[str]:
+    """``words`` with every renamed heading (:data:`HEADING_SYNONYMS`) replaced by the name smimig reads."""
+    result: list[str] = []
+    index = 0
+    while index < len(words):
+        for synonym, canonical in HEADING_SYNONYMS.items():
+            if tuple(words[index : index + len(synonym)]) == synonym:
+                result.extend(canonical)
+                index += len(synonym)
+                break
+        else:
+            result.append(words[index])
+            index += 1
+    return result
+
+
+def _without(words: Sequence[str], dropped: Sequence[str]) -> list[str]:
+    remaining = list(words)
+    for word in dropped:
+        remaining.remove(word)
+    return remaining
 
 
 def _is_border(line: str) -> bool:
@@ -158,11 +205,22 @@ def read_boxes(text: str) -> tuple[list[Box], list[tuple[int, str]]]:
 
 
 def read_single_box(text: str, title: str, header: Sequence[str]) -> Box:
-    """Read text that must be exactly one box with this title and these header words.
+    """Read text that must be exactly one box with this title and these header words (or their synonyms).
 
     Raises:
         ParseError: anything else in the text, another title, or other header words (a new driver that
             adds or renames a column must not be read as if it had not).
+    """
+    box, _ = read_listing_box(text, title, header)
+    return box
+
+
+def read_listing_box(
+    text: str, title: str, header: Sequence[str], optional: Mapping[str, Sequence[str]] | None = None
+) -> tuple[Box, frozenset[str]]:
+    """:func:`read_single_box`, where the columns named in ``optional`` (name -> heading words) may be missing.
+
+    Returns the box and the names of the optional columns it lacks.
     """
     boxes, loose = read_boxes(text)
     if loose:
@@ -175,11 +233,16 @@ def read_single_box(text: str, title: str, header: Sequence[str]) -> Box:
         raise ParseError(f"expected a table titled {title!r}", text, box.first_line + 1)
     if not box.records:  # nvidia-smi says "No … found" instead of printing an empty table
         raise ParseError(f"the {title!r} table has no rows", text, box.last_line)
-    if box.header_words() != list(header):
-        first_header = box.header[0].number if box.header else box.first_line + 1
-        raise ParseError(
-            f"unrecognised header of the {title!r} table (expected {' '.join(header)!r})",
-            text,
-            first_header,
-        )
-    return box
+    words = canonical_words(box.header_words())
+    optional = optional or {}
+    names = sorted(optional)
+    for mask in range(2 ** len(names)):  # every subset of the optional columns left out, none first
+        missing = frozenset(name for bit, name in enumerate(names) if mask >> bit & 1)
+        if words == _without(header, [word for name in sorted(missing) for word in optional[name]]):
+            return box, missing
+    first_header = box.header[0].number if box.header else box.first_line + 1
+    raise ParseError(
+        f"unrecognised header of the {title!r} table (expected {' '.join(header)!r})",
+        text,
+        first_header,
+    )
