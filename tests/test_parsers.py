@@ -171,3 +171,76 @@ def test_python_digits_that_are_not_ascii_are_refused() -> None:
         parsers.parse_mig_mode("\u00b2, 00000000:17:00.0, Enabled, Enabled\n")
     with pytest.raises(ParseError):
         parsers.parse_gis(text_of("a30-driver545/lgi.txt").replace("   5        1 ", "   \uff15        1 "))
+
+
+# -- what drivers add, drop or rename ---------------------------------------------------------------
+
+RTX_ONE_DEVICE = "more-profile-tables/rtx-pro-6000-blackwell-driver580-table-one-mig-device.txt"
+
+
+def _widen_mig_devices_box(text: str, heading: tuple[str, str, str], value: str = "7") -> str:
+    """Add a fifth column, headed by the three lines of ``heading``, to every line of the "MIG devices:" box."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| MIG devices:")) - 1
+    end = next(i for i in range(start, len(lines)) if not lines[i].strip())
+    header_seen = 0
+    for index in range(start, end):
+        line = lines[index]
+        if set(line) <= set("+- "):
+            lines[index] = line + "------+"
+        elif set(line) <= set("|=+"):
+            lines[index] = line + "======|"
+        elif line.startswith("| MIG devices:"):
+            lines[index] = line[:-1] + "       |"
+        elif "GPU  GI" in line or header_seen:
+            lines[index] = line + f" {heading[header_seen]:<6}|"
+            header_seen = (header_seen + 1) % 3
+        else:
+            first_line_of_record = line.split("|")[1].strip() != ""
+            lines[index] = line + f" {value if first_line_of_record else '':<6}|"
+    return "\n".join(lines) + "\n"
+
+
+def test_driver_580_shared_headings_are_read() -> None:
+    (row,) = parsers.parse_mig_devices(text_of(RTX_ONE_DEVICE))
+    assert (row.gpu, row.gi, row.ci, row.index, row.memory_total_mib, row.bar1_total_mib, row.sm) == (
+        0,
+        3,
+        0,
+        0,
+        24192,
+        8327,
+        46,
+    )
+
+
+def test_an_extra_mig_devices_column_is_skipped() -> None:
+    text = _widen_mig_devices_box(text_of(RTX_ONE_DEVICE), ("Foo", "", ""))
+    assert parsers.parse_mig_devices(text) == parsers.parse_mig_devices(text_of(RTX_ONE_DEVICE))
+
+
+def test_a_known_mig_devices_column_twice_is_refused() -> None:
+    text = _widen_mig_devices_box(text_of(RTX_ONE_DEVICE), ("Vol", "SM Unc", "ECC"))
+    with pytest.raises(ParseError, match="unrecognised header"):
+        parsers.parse_mig_devices(text)
+
+
+def test_renamed_heading_inside_a_word_list_is_not_a_synonym() -> None:
+    # "Shared" alone before a column other than the memory ones is a new heading, not the 580 rename.
+    text = text_of("a30-driver545/lgi.txt").replace("Profile  Instance", "Shared   Instance", 1)
+    with pytest.raises(ParseError, match="unrecognised header"):
+        parsers.parse_gis(text)
+
+
+def test_lci_without_placement_column_gives_no_placement() -> None:
+    lines = text_of("a30-driver545/lci.txt").splitlines()
+    # Cut the Placement column (its 13 characters before the closing border) out of every line.
+    narrowed = "\n".join(line[:-14] + line[-1] if len(line) > 20 else line for line in lines) + "\n"
+    cis = parsers.parse_cis(narrowed)
+    assert [(ci.gi, ci.id, ci.placement) for ci in cis] == [(1, 0, None), (1, 1, None), (2, 0, None), (2, 1, None)]
+
+
+def test_lci_with_placement_heading_but_no_values_is_refused() -> None:
+    text = text_of("a30-driver545/lci.txt").replace("0:1", "   ").replace("1:1", "   ")
+    with pytest.raises(ParseError, match="unrecognised compute instance"):
+        parsers.parse_cis(text)
