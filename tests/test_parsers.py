@@ -32,7 +32,14 @@ def test_every_parser_has_fixtures() -> None:
 
 def test_every_recording_directory_has_fixtures() -> None:
     directories = {case.path.parent.name for case in ALL_CASES}
-    assert {"a30-driver545", "a100-80gb-pcie-driver515", "h100-80gb-driver580"} <= directories
+    assert {
+        "a30-driver545",
+        "a100-80gb-pcie-driver515",
+        "h100-80gb-driver580",
+        "h200-141gb-driver580",
+        "more-profile-tables",
+        "synthetic",
+    } <= directories
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda case: case.id)
