@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names, for type checkers and readers; at run time they load on first use
-    from smimig.checkup import DoctorReport, doctor
+    from smimig.arguments import CiProfileSpec, GiProfileSpec
     from smimig.client import Ids, Smi
-    from smimig.display import Listing
+    from smimig.diagnostics import DoctorReport, doctor
     from smimig.errors import (
         ApplyError,
         InstanceBusy,
@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the names, for type checkers and readers; at run time they 
     from smimig.jobs import DeviceRun, cuda_visible_devices, device_env, run_on_each
     from smimig.layout import GiSpec, Layout, LayoutError, MigPartedDevice
     from smimig.leases import Lease, lease
+    from smimig.listing import Listing
     from smimig.models import (
         ComputeInstance,
         ComputeInstancePlacements,
@@ -56,10 +57,9 @@ if TYPE_CHECKING:  # the names, for type checkers and readers; at run time they 
         OperationOutput,
         Placement,
     )
+    from smimig.node_status import ComputeInstanceStatus, GpuInstanceStatus, GpuStatus, MigDeviceInfo, NodeStatus
     from smimig.planner import ApplyResult, GpuPlan, Plan, Step, apply, export, load_layout, plan
     from smimig.runner import Runner, RunResult, SshRunner, SubprocessRunner
-    from smimig.specs import CiProfileSpec, GiProfileSpec
-    from smimig.views import ComputeInstanceStatus, GpuInstanceStatus, GpuStatus, MigDeviceInfo, NodeStatus
 
 __all__ = [
     "ApplyError",
@@ -153,44 +153,44 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ApplyError": "smimig.errors",
     "ApplyResult": "smimig.planner",
-    "CiProfileSpec": "smimig.specs",
+    "CiProfileSpec": "smimig.arguments",
     "ComputeInstance": "smimig.models",
     "ComputeInstancePlacements": "smimig.models",
     "ComputeInstanceProfile": "smimig.models",
-    "ComputeInstanceStatus": "smimig.views",
+    "ComputeInstanceStatus": "smimig.node_status",
     "CreatedComputeInstance": "smimig.models",
     "CreatedGpuInstance": "smimig.models",
     "DestroyedComputeInstance": "smimig.models",
     "DestroyedGpuInstance": "smimig.models",
     "DeviceRun": "smimig.jobs",
-    "GiProfileSpec": "smimig.specs",
+    "GiProfileSpec": "smimig.arguments",
     "GiSpec": "smimig.layout",
     "Gpu": "smimig.models",
     "GpuInstance": "smimig.models",
     "GpuInstancePlacements": "smimig.models",
     "GpuInstanceProfile": "smimig.models",
-    "GpuInstanceStatus": "smimig.views",
+    "GpuInstanceStatus": "smimig.node_status",
     "GpuPlan": "smimig.planner",
     "GpuProcess": "smimig.models",
-    "GpuStatus": "smimig.views",
+    "GpuStatus": "smimig.node_status",
     "Ids": "smimig.client",
     "InstanceBusy": "smimig.errors",
     "Layout": "smimig.layout",
     "LayoutError": "smimig.errors",
-    "DoctorReport": "smimig.checkup",
+    "DoctorReport": "smimig.diagnostics",
     "Lease": "smimig.leases",
     "LeaseError": "smimig.errors",
-    "doctor": "smimig.checkup",
+    "doctor": "smimig.diagnostics",
     "lease": "smimig.leases",
-    "Listing": "smimig.display",
+    "Listing": "smimig.listing",
     "MigDevice": "smimig.models",
-    "MigDeviceInfo": "smimig.views",
+    "MigDeviceInfo": "smimig.node_status",
     "MigDeviceUsage": "smimig.models",
     "MigMode": "smimig.models",
     "MigModeChange": "smimig.models",
     "MigOperationError": "smimig.errors",
     "MigPartedDevice": "smimig.layout",
-    "NodeStatus": "smimig.views",
+    "NodeStatus": "smimig.node_status",
     "NvidiaSmiError": "smimig.errors",
     "NvidiaSmiNotFound": "smimig.errors",
     "NvidiaSmiTimeout": "smimig.errors",
@@ -220,19 +220,21 @@ _EXPORTS = {
 
 _SUBMODULES = frozenset(
     (
+        "arguments",
         "cli",
         "client",
-        "display",
+        "diagnostics",
         "errors",
         "jobs",
         "layout",
+        "leases",
+        "listing",
         "models",
+        "node_status",
         "parsers",
         "planner",
         "runner",
         "sim",
-        "specs",
-        "status",
     )
 )
 

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar, Union, overload
 import attrs
 
 from smimig import parsers
-from smimig.display import Listing
+from smimig.arguments import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_list
 from smimig.errors import MigOperationError, NvidiaSmiError, ParseError, PermissionDenied
+from smimig.listing import Listing
 from smimig.models import (
     ComputeInstance,
     ComputeInstancePlacements,
@@ -35,13 +36,12 @@ from smimig.models import (
 )
 from smimig.parsers._common import EMPTY_LISTINGS, is_empty_message
 from smimig.runner import DEFAULT_TIMEOUT, Runner, RunResult, SubprocessRunner
-from smimig.specs import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_list
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from smimig.leases import Lease
-    from smimig.views import MigDeviceInfo, NodeStatus
+    from smimig.node_status import MigDeviceInfo, NodeStatus
 
 __all__ = ["Ids", "Smi", "default_client", "validate_ids"]
 
@@ -354,7 +354,7 @@ class Smi:
 
         Command line equivalent: ``nvidia-smi -L`` and ``nvidia-smi [-i N]``
         """
-        from smimig.views import build_devices  # noqa: PLC0415  # only the views need it
+        from smimig.node_status import build_devices  # noqa: PLC0415  # only the views need it
 
         return Listing(build_devices(self.list_gpus(gpu), self.list_mig_devices(gpu)))
 
@@ -365,7 +365,7 @@ class Smi:
         Command line equivalent: ``nvidia-smi -L``, ``--query-gpu=…mig.mode…``, ``nvidia-smi mig -lgi``,
         ``-lci``, ``-lgip`` and ``nvidia-smi``, read side by side
         """
-        from smimig.views import build_status  # noqa: PLC0415  # only the views need it
+        from smimig.node_status import build_status  # noqa: PLC0415  # only the views need it
 
         wanted = validate_ids(gpu, "gpu")
         gpus, modes, gis, cis, profiles, usage = self.gather(

@@ -15,8 +15,8 @@ from typing import Union
 import attrs
 
 from smimig.client import Ids, Smi, default_client
+from smimig.node_status import MigDeviceInfo
 from smimig.runner import spawn
-from smimig.views import MigDeviceInfo
 
 __all__ = ["DeviceRun", "cuda_visible_devices", "device_env", "run_on_each"]
 

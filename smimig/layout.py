@@ -23,8 +23,8 @@ from typing import Any, Union
 
 import attrs
 
+from smimig.arguments import gi_profile_item
 from smimig.errors import LayoutError
-from smimig.specs import gi_profile_item
 
 __all__ = [
     "GiSpec",

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import attrs
 
+from smimig.arguments import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_item
 from smimig.client import Smi, default_client
 from smimig.errors import LayoutError, LeaseError, MigOperationError, SmimigError
 from smimig.jobs import device_env
 from smimig.layout import GiSpec
 from smimig.planner import _blocking, _overlaps, _read, _resolve
-from smimig.specs import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_item
 
 __all__ = ["LOCK_ENV", "Lease", "default_lock_path", "lease"]
 

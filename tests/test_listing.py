@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import smimig
 from smimig import GpuInstance, Placement
-from smimig.display import Listing
+from smimig.listing import Listing
 from smimig.sim import SimulatedRunner
 
 GIS = [
