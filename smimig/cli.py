@@ -99,7 +99,8 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
         metavar="MODEL[xN]",
         default=default,
         help="use a simulated node instead of nvidia-smi, e.g. A30x4, H100-80GBx2, A100-40GB; its state "
-        "is kept in the cache directory, so successive commands build on each other",
+        "is kept in the cache directory, so successive commands build on each other ('--simulate list' "
+        "lists the models)",
     )
     group.add_argument(
         "--reset-simulation",
@@ -224,7 +225,10 @@ def _client(options: argparse.Namespace) -> smimig.Smi:
     if options.simulate:
         from smimig.sim import StateFileRunner, parse_node_spec  # noqa: PLC0415  # only when simulating
 
-        model, gpus = parse_node_spec(options.simulate)
+        try:
+            model, gpus = parse_node_spec(options.simulate)
+        except ValueError as error:
+            raise ValueError(f"{error} (smimig --simulate list describes the models)") from None
         runner = StateFileRunner(_simulation_path(options.simulate), model, gpus)
         if options.reset_simulation:
             runner.reset()
@@ -346,6 +350,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     err = err or sys.stderr
     parser = _parser()
     options = parser.parse_args(argv)
+    if (getattr(options, "simulate", None) or "").lower() in ("list", "help"):
+        from smimig.sim.catalog import describe_models  # noqa: PLC0415  # only when asked
+
+        out.write(describe_models())
+        return EXIT_OK
     if options.command == "run":
         return _run_each(options, parser, out, err)
     if options.command == "lease":

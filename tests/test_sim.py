@@ -1,21 +1,35 @@
-"""The simulator: the seed's walk-through replayed byte for byte, the H100 captures, its rules, the API."""
+"""The simulator: the seed's walk-through replayed byte for byte, the H100, H200, RTX PRO 6000 and A100 80GB
+recordings, its rules, the API."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 import smimig
 from smimig import Placement, parsers
 from smimig.sim import SimulatedRunner, parse_node_spec
-from tests.fixtures import text_of
+from tests.fixtures import FIXTURES, text_of
 
 A30 = "a30-driver545/"
+REALDATA = Path("/work/shared/realdata")
+_TIMESTAMP = re.compile(r"\A[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9:]{8} [0-9]{4} *\n")
+
+
+def recorded(relative: str) -> str:
+    """A recording under fixtures/, or its shared realdata copy while the fixture has not landed yet."""
+    path = FIXTURES / relative
+    return (path if path.exists() else REALDATA / relative).read_text(encoding="utf-8")
 
 
 def masked(text: str) -> str:
-    """Temperatures and power draw vary between the seed's recordings: compare them masked (same width)."""
+    """Temperatures and power draw vary between the seed's recordings: compare them masked (same width).
+
+    The timestamp line real tables start with (the simulator prints none) is left out.
+    """
+    text = _TIMESTAMP.sub("", text)
     text = re.sub(r"(?<=\s)\d\dC(?=\s)", "##C", text)
     return re.sub(r"\d\dW / ", "##W / ", text)
 
@@ -92,11 +106,99 @@ def test_h100_mig_off_listings_as_recorded() -> None:
         )
 
 
-def test_query_matches_the_recorded_form() -> None:
-    runner = SimulatedRunner("H100-80GB")
-    fields = "index,name,uuid,pci.bus_id,mig.mode.current,mig.mode.pending"
-    result = runner.run([f"--query-gpu={fields}", "--format=csv"])
-    assert result.stdout == text_of("h100-80gb-driver580/query_mig.stdout")
+QUERY = ["--query-gpu=index,name,uuid,pci.bus_id,mig.mode.current,mig.mode.pending", "--format=csv"]
+# (model, recording, nvidia-smi arguments): a fresh 1-GPU node answers exactly as recorded.
+DRIVER_580_CAPTURES = [
+    ("H100-80GB", "h100-80gb-driver580/query_mig.stdout", QUERY),
+    ("H100-80GB", "h100-80gb-driver580/version.stdout", ["--version"]),
+    ("H200-141GB", "h200-141gb-driver580/L.txt", ["-L"]),
+    ("H200-141GB", "h200-141gb-driver580/lgip.txt", ["mig", "-lgip"]),
+    ("H200-141GB", "h200-141gb-driver580/lgipp.txt", ["mig", "-lgipp"]),
+    ("H200-141GB", "h200-141gb-driver580/lci.txt", ["mig", "-lci"]),
+    ("H200-141GB", "h200-141gb-driver580/lcip.txt", ["mig", "-lcip"]),
+    ("H200-141GB", "h200-141gb-driver580/query_mig.txt", QUERY),
+    ("H200-141GB", "h200-141gb-driver580/version.txt", ["--version"]),
+]
+
+
+@pytest.mark.parametrize(("model", "recording", "args"), DRIVER_580_CAPTURES)
+def test_driver_580_captures_byte_for_byte(model: str, recording: str, args: list[str]) -> None:
+    result = SimulatedRunner(model).run(args)
+    assert (result.returncode, result.stdout) == (0, recorded(recording))
+
+
+@pytest.mark.parametrize(
+    ("model", "recording"),
+    [("H100-80GB", "h100-80gb-driver580/table.stdout"), ("H200-141GB", "h200-141gb-driver580/table.txt")],
+)
+def test_driver_580_tables_byte_for_byte(model: str, recording: str) -> None:
+    """The whole plain table, only the timestamp line, temperature and power draw masked."""
+    assert masked(SimulatedRunner(model).run([]).stdout) == masked(recorded(recording))
+
+
+RTX = "more-profile-tables/rtx-pro-6000-blackwell-driver580-"
+
+
+@pytest.mark.parametrize("model", ["RTX-PRO-6000", "RTX-PRO-6000-GRID4"])
+def test_rtx_pro_6000_recordings(model: str) -> None:
+    """Both placement grids print the recorded -lgip and tables: MIG on with no device, then with one 1g
+    MIG device in GI 3 (GIs 1 and 2 created and destroyed first), its "Shared" box and truncated name."""
+    runner = SimulatedRunner(model, mig=True)
+
+    def same_table(recording: str) -> bool:
+        printed, expected = masked(runner.run([]).stdout), masked(recorded(RTX + recording))
+        if model != "RTX-PRO-6000":  # another driver: all but the version line as recorded
+            printed, expected = (re.sub(r"(?m)^\| NVIDIA-SMI .*\n", "", text) for text in (printed, expected))
+        return printed == expected
+
+    assert runner.run(["mig", "-lgip"]).stdout == recorded(RTX + "lgip.txt")
+    assert same_table("table-mig-on-no-devices.txt")
+    smi = smimig.Smi(runner=runner)
+    smi.create_gi(0, ["1g.24gb", "1g.24gb", "1g.24gb"])
+    smi.destroy_gi(0, gi=[1, 2])
+    smi.create_ci(0, 3)
+    assert same_table("table-one-mig-device.txt")
+
+
+A100_80GB = "a100-80gb-pcie-driver515/"
+
+
+def test_a100_80gb_walkthrough() -> None:
+    """The driver 515 walk-through replayed on the A100-80GB model.
+
+    Byte for byte: the pending ``-mig 1`` (a process holds the GPU), ``-lgip``, ``-cgi 3g.40gb,3g.40gb``,
+    ``-lgi`` (GI 1 at 4:4 listed before GI 2 at 0:4, by id), ``-gi 1 -lcip``, ``-cci``, ``-gi 1 -lci`` and
+    ``-mig 0`` with its persistence-mode warning. Not byte for byte: the two plain tables, which driver 515
+    prints 79 columns wide where the simulator prints driver 545's layout: their "MIG devices" boxes are
+    compared through the parser instead (ids, device index, memory and BAR1 used and total, SMs, engines).
+    """
+    runner = SimulatedRunner("A100-80GB")
+    steps: list[tuple[list[str], str]] = [
+        (["-i", "0", "-mig", "1"], "mig1-pending-inuse.txt"),
+        ([], "table-nomigdevices.txt"),
+        (["mig", "-i", "0", "-lgip"], "lgip.txt"),
+        (["mig", "-i", "0", "-cgi", "3g.40gb,3g.40gb"], "cgi.txt"),
+        (["mig", "-i", "0", "-lgi"], "lgi.txt"),
+        (["mig", "-i", "0", "-gi", "1", "-lcip"], "lcip.txt"),
+        (["mig", "-i", "0", "-gi", "1", "-cci", "1c.3g.40gb,1c.3g.40gb"], "cci.txt"),
+        (["mig", "-i", "0", "-gi", "1", "-lci"], "lci.txt"),
+        ([], "table.txt"),
+    ]
+    runner.add_process(0, pid=4242)
+    for args, name in steps:
+        result = runner.run(args)
+        assert result.returncode == 0, args
+        if not args:  # the plain table: driver 515's layout is not reproduced, its MIG devices are
+            assert parsers.parse_mig_devices(result.stdout) == parsers.parse_mig_devices(recorded(A100_80GB + name))
+        else:
+            assert result.stdout == recorded(A100_80GB + name), args
+        if name == "mig1-pending-inuse.txt":
+            runner.remove_process(4242)
+            runner.reset_gpu(0)  # the pending mode takes effect
+        runner.node.check()
+    assert runner.run(["mig", "-dci"]).returncode == runner.run(["mig", "-dgi"]).returncode == 0
+    disabled = runner.run(["-i", "0", "-mig", "0"])
+    assert disabled.stdout == recorded(A100_80GB + "mig0-disable-persistence-warning.txt")
 
 
 def test_every_rendered_table_parses() -> None:
@@ -169,13 +271,20 @@ def test_media_engines_are_exclusive() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "expected"),
-    [("A30x4", ("A30", 4)), ("H100-80GB", ("H100-80GB", 1)), ("a100-40gbx2", ("a100-40gb", 2))],
+    [
+        ("A30x4", ("A30", 4)),
+        ("H100-80GB", ("H100-80GB", 1)),
+        ("a100-40gbx2", ("a100-40gb", 2)),
+        ("rtx-pro-6000", ("rtx-pro-6000", 1)),  # an "x" in the name is not a count
+        ("rtxpro6000X3", ("rtxpro6000", 3)),
+        ("h200", ("h200", 1)),
+    ],
 )
 def test_node_spec(spec: str, expected: tuple[str, int]) -> None:
     assert parse_node_spec(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["V100x2", "A30x0", "A30x", "x4", "A30x99"])
+@pytest.mark.parametrize("spec", ["V100x2", "A30x0", "A30x", "x4", "A30x99", "rtx-pro-6000x", "B200x\u0663"])
 def test_bad_node_spec(spec: str) -> None:
     with pytest.raises(ValueError, match=r"node spec|unknown GPU model"):
         parse_node_spec(spec)

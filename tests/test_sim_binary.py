@@ -47,6 +47,15 @@ def test_errors_and_exit_codes(tmp_path: Path) -> None:
     assert "unknown GPU model" in bad_model.stderr
 
 
+def test_models_by_alias_in_any_case(tmp_path: Path) -> None:
+    listing = sim(tmp_path / "node.json", "-L", model="h200x2")
+    assert listing.stdout.splitlines() == [
+        "GPU 0: NVIDIA H200 (UUID: GPU-84135ed2-9dce-b2e5-bcd1-eebe17e77a17)",
+        f"GPU 1: NVIDIA H200 (UUID: {smimig.parsers.parse_gpu_list(listing.stdout)[1].uuid})",
+    ]
+    assert json.loads((tmp_path / "node.json").read_text())["model"] == "H200-141GB"
+
+
 def test_the_api_over_the_stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     script = tmp_path / "nvidia-smi"
     script.write_text(f'#!/bin/sh\nexec {sys.executable} -m smimig.sim "$@"\n')

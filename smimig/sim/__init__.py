@@ -10,21 +10,35 @@ It answers every command smimig sends (``-L``, the plain table, the MIG mode que
 with ``-lgip -lgipp -lgi -lcip -lcipp -lci -cgi [-C] -cci -dci -dgi`` and their ``-i/-gi/-ci`` selectors)
 in nvidia-smi's own words, so everything it prints goes through smimig's real parsers.
 
-Models: ``"A30"`` (the seed's node: its UUIDs, bus ids and recorded MIG device UUIDs), ``"H100-80GB"``
-(driver 580 captures) and ``"A100-40GB"`` (published figures); see :mod:`smimig.sim.catalog`.
+Models (keys, any case, or aliases such as ``"H200"``; ``smimig --simulate list`` prints them with what each
+infers; see :mod:`smimig.sim.catalog`): ``"A30"`` (the seed's node: its UUIDs, bus ids and recorded MIG device
+UUIDs), ``"A100-40GB"`` (published figures), ``"A100-80GB"`` (PCIe, driver 515 walk-through),
+``"H100-80GB"`` and ``"H200-141GB"`` (driver 580 captures), ``"GH200-480GB"`` (its driver 550 ``-lgip``),
+``"B200"`` (three recorded ``-lgip`` rows, the rest inferred), ``"RTX-PRO-6000"`` (RTX PRO 6000 Blackwell
+Server Edition: recorded ``-lgip`` and tables; placements on the grid of 12 newer drivers print) and
+``"RTX-PRO-6000-GRID4"`` (the same GPU with the grid of 4 of older drivers). Each model lists what it takes
+from recordings (``GpuModel.recorded``) and what it infers (``GpuModel.inferred``).
 
 **Modelled from recordings** (tests compare the output with them byte for byte): the A30 listings
 (``-L``, ``-lgip``, ``-lgipp``, ``-lgi``, ``-lcip``, ``-lci``, the GPU table and "MIG devices:" box, the
-create and mode messages) and their ids, placements and device order; the H100 ``-lgip`` and ``-lgipp``;
-"No MIG-enabled devices found." for listings on a GPU in MIG mode off (exit 0); "No devices were found" for an
-unknown GPU (exit 6); ``Option "-x" is not recognized.`` (exit 2); ``-L`` refusing ``-i``.
+create and mode messages) and their ids, placements and device order; the H100 and H200 ``-L``, ``-lgip``,
+``-lgipp``, ``--query-gpu``, ``--version`` and plain table (MIG off), and their MIG-off listing messages; the
+GH200 and RTX PRO 6000 ``-lgip``; the RTX PRO 6000 tables with MIG on (no MIG device; one 1g device in GI 3),
+its "Shared" "MIG devices:" box (driver 580) and its name cut to "NVIDIA RTX PRO 6000 Blac..."; the A100 80GB
+walk-through (pending ``-mig 1``, ``-lgip``, ``-cgi``, ``-lgi``, ``-lcip``, ``-cci``, ``-lci``, ``-mig 0`` with
+the persistence-mode warning; its tables through the parser); "No MIG-enabled devices found." for listings
+on a GPU in MIG mode off (exit 0); "No devices were found" for an unknown GPU (exit 6);
+``Option "-x" is not recognized.`` (exit 2); ``-L`` refusing ``-i``.
 
 **Inferred** (no recording shows it): placements chosen without an explicit start (the free one that blocks
-fewest others); media-engine exclusivity; CI profiles and placements inside GIs larger than the recorded
-ones; ``-lcipp``'s format; the failure lines of ``-cgi/-cci/-dci/-dgi`` and their exit codes (as the
-synthetic fixtures); exit 6 for "No GPU instances found: Not Found"; ``-mig 0`` refused while GIs exist;
-temperatures, power and memory in use; the 580-style ``-lgi``/``-lci``/``-lcip`` and "MIG devices:" layouts;
-the Processes box on driver 545; a mode change takes effect at once (never pending).
+fewest others); media-engine exclusivity (one GI with the OFA at a time); CI profiles and placements inside
+GIs larger than the recorded ones, and all of them on the Hopper and Blackwell models; ``-lcipp``'s format;
+the failure lines of ``-cgi/-cci/-dci/-dgi`` and their exit codes (as the synthetic fixtures); exit 6 for
+"No GPU instances found: Not Found"; ``-mig 0`` refused while GIs exist; temperatures, power and memory in
+use; the 580-style ``-lgi``/``-lci``/``-lcip`` layouts (and Name columns widened for long names); the
+Processes box on driver 545; a mode change takes effect at once unless a process holds the GPU; MIG device
+memory where only GiB is recorded (:func:`~smimig.sim.catalog.mib_of`); per model, the rest of its
+``inferred`` list (GH200 and B200 placements, the B200's last four rows, the RTX PRO 6000's grids …).
 
 In process, :class:`SimulatedRunner` is a :class:`smimig.Runner`, safe to share between threads. As a
 stand-in binary, ``smimig-sim`` (or ``python -m smimig.sim``) keeps the state in a file, locked and written
@@ -36,6 +50,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -61,12 +76,13 @@ __all__ = [
 
 
 def parse_node_spec(spec: str) -> tuple[str, int]:
-    """``"A30x4"`` -> ``("A30", 4)``; ``"H100-80GB"`` -> ``("H100-80GB", 1)``."""
-    model, times, count = spec.rpartition("x") if "x" in spec.lower() else (spec, "", "1")
-    if not times:
-        model, count = spec, "1"
+    """``"A30x4"`` -> ``("A30", 4)``; ``"H100-80GB"`` -> ``("H100-80GB", 1)``; ``"rtx-pro-6000"`` -> one GPU."""
+    match = re.fullmatch(r"(.*?)[xX]([0-9]*)", spec)
+    model, count = (match.group(1), match.group(2)) if match else (spec, "1")
+    if match and not count:  # "A30x": a count was meant
+        raise ValueError(f"bad node spec {spec!r}: expected MODEL or MODELxN, e.g. A30x4")
     model_named(model)
-    if not count.isdigit() or not 1 <= int(count) <= 64:
+    if not count.isascii() or not count.isdigit() or not 1 <= int(count) <= 64:
         raise ValueError(f"bad node spec {spec!r}: expected MODEL or MODELxN, e.g. A30x4")
     return model, int(count)
 
@@ -75,7 +91,7 @@ class SimulatedRunner:
     """A :class:`smimig.Runner` that answers from a simulated node instead of running nvidia-smi.
 
     Args:
-        model: ``"A30"``, ``"H100-80GB"`` or ``"A100-40GB"``.
+        model: a key of :data:`MODELS` (``"A30"``, ``"H100-80GB"``, ``"RTX-PRO-6000"`` …) or an alias, any case.
         gpus: how many GPUs of that model.
         mig: start with MIG mode on (default: off, as a fresh node).
         faults: :class:`Fault` s to inject: the nth call using an option fails with nvidia-smi's words.

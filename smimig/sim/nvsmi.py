@@ -2,8 +2,10 @@
 
 ``run(node, args)`` takes nvidia-smi's arguments and returns ``(exit code, stdout, stderr)`` as the real
 binary would. Messages and exit codes seen in recordings are used as recorded (``No devices were found``,
-exit 6; ``Option "-x" is not recognized.``, exit 2; ``No MIG-enabled devices found.``, exit 0); the failure
-lines of create/destroy follow the synthetic fixtures (``fixtures/synthetic``), exit codes per nvidia-smi(1).
+exit 6; ``Option "-x" is not recognized.``, exit 2; ``No MIG-enabled devices found.``, exit 0; the pending
+``-mig`` warning and, on a GPU in persistence mode off, the persistence-mode warning after a mode change, both
+recorded on driver 515); the failure lines of create/destroy follow the synthetic fixtures
+(``fixtures/synthetic``), exit codes per nvidia-smi(1).
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ _LONG = {
     "--destroy-compute-instance": "-dci",
     "--default-compute-instance": "-C",
 }
+_PERSISTENCE_WARNING = (
+    "Warning: persistence mode is disabled on device {bus}. See the Known Issues section of the nvidia-smi(1) "
+    "man page for more information. Run with [--help | -h] switch to get more information on how to enable "
+    "persistence mode."
+)
 _QUERY_FIELDS = ("index", "name", "uuid", "pci.bus_id", "pci.device_id", "mig.mode.current", "mig.mode.pending")
 
 
@@ -163,6 +170,8 @@ def _set_mig(node: Node, gpus: list[int], value: str) -> Answer:
             )
             continue
         lines.append(f"{'Enabled' if enabled else 'Disabled'} MIG Mode for GPU {bus}")
+        if not node.model.persistence:  # recorded on the A100 80GB (driver 515) after -mig 0
+            lines += ["", _PERSISTENCE_WARNING.format(bus=bus)]
     lines.append("All done.")
     return 0, "\n".join(lines) + "\n", ""
 

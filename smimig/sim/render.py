@@ -1,9 +1,12 @@
 """nvidia-smi's text, rendered from the simulated state.
 
 Column widths are those of the recordings: the ``"545"`` style matches the seed byte for byte (A30, driver
-545) and the driver 515 A100 listings, the ``"580"`` style the H100 driver 580 captures (``-lgip`` and the
-GPU table are 2 columns wider). Where no recording of a table exists for a style (``-lgi``, ``-lci``,
-``-lcip`` and the "MIG devices:" box on driver 580; the Processes box on 545) the layout is inferred.
+545) and the driver 515 A100 80GB and driver 550 GH200 listings, the ``"580"`` style the H100 and H200
+driver 580 captures (``-lgip`` and the GPU table are 2 columns wider) and the RTX PRO 6000 tables (the
+"MIG devices:" box headed "Shared Memory-Usage", "Shared BAR1-Usage", "Shared"; GPU names cut to 24
+characters and "..."). Where no recording of a table exists for a style (``-lgi``, ``-lci``, ``-lcip`` on
+driver 580; the Processes box on 545) the layout is inferred, and so are Name columns widened for names
+longer than 16 characters (``MIG 1c.2g.48gb+me.all``) where recordings show only shorter ones.
 """
 
 from __future__ import annotations
@@ -96,24 +99,33 @@ def render_gi_placements(node: Node, gpus: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _name_width(names: list[str]) -> int:
+    """The Name column: 16 wide as recorded, wider when a longer name is printed (inferred: ``+me.all`` forms)."""
+    return max([16, *map(len, names)])
+
+
 def render_gis(node: Node, gis: list[tuple[int, GiState]]) -> str:
+    name_width = _name_width([node.gi_profile_of(gi).name for _, gi in gis])
+    pad = " " * (name_width - 16)
     header = [
-        "| GPU   Name             Profile  Instance   Placement  |",
-        "|                          ID       ID       Start:Size |",
+        f"| GPU   Name             {pad}Profile  Instance   Placement  |",
+        f"|                          {pad}ID       ID       Start:Size |",
     ]
     records = []
     for gpu, gi in gis:
         profile = node.gi_profile_of(gi)
         placement = f"{gi.start}:{profile.size}"
-        records.append([f"|{gpu:>4}  {profile.name:<16}{profile.id:>6}{gi.id:>9}{placement:>13}     |"])
-    return _box("GPU instances:", header, records, 57)
+        records.append([f"|{gpu:>4}  {profile.name:<{name_width}}{profile.id:>6}{gi.id:>9}{placement:>13}     |"])
+    return _box("GPU instances:", header, records, 57 + len(pad))
 
 
 def render_ci_profiles(node: Node, gis: list[tuple[int, GiState]]) -> str:
+    name_width = _name_width([profile.name for _, gi in gis for profile in node.ci_profiles(gi)])
+    pad = " " * (name_width - 16)
     header = [
-        "| GPU     GPU       Name             Profile  Instances   Exclusive       Shared       |",
-        "|       Instance                       ID     Free/Total     SM       DEC   ENC   OFA  |",
-        "|         ID                                                          CE    JPEG       |",
+        f"| GPU     GPU       Name             {pad}Profile  Instances   Exclusive       Shared       |",
+        f"|       Instance                       {pad}ID     Free/Total     SM       DEC   ENC   OFA  |",
+        f"|         ID                           {pad}                               CE    JPEG       |",
     ]
     records = []
     for gpu, gi in gis:
@@ -122,12 +134,12 @@ def render_ci_profiles(node: Node, gis: list[tuple[int, GiState]]) -> str:
             counts = f"{node.ci_free_count(gpu, gi, profile)}/{profile.instances}"
             star = "*" if profile.is_default else " "
             first = (
-                f"|{gpu:>4}{gi.id:>7}       {profile.name:<16}{profile.id:>6}{star}{counts:>8}"
+                f"|{gpu:>4}{gi.id:>7}       {profile.name:<{name_width}}{profile.id:>6}{star}{counts:>8}"
                 f"{profile.sm:>13}{engines.dec:>9}{engines.enc:>6}{engines.ofa:>6}   |"
             )
-            second = f"|{'':62}{engines.ce:>9}{engines.jpeg:>6}{'':9}|"
+            second = f"|{'':{62 + len(pad)}}{engines.ce:>9}{engines.jpeg:>6}{'':9}|"
             records.append([first, second])
-    return _box("Compute instance profiles:", header, records, 88)
+    return _box("Compute instance profiles:", header, records, 88 + len(pad))
 
 
 def render_ci_placements(node: Node, gis: list[tuple[int, GiState]]) -> str:
@@ -140,22 +152,22 @@ def render_ci_placements(node: Node, gis: list[tuple[int, GiState]]) -> str:
 
 
 def render_cis(node: Node, gis: list[tuple[int, GiState]]) -> str:
+    shown = [(gpu, gi, ci) for gpu, gi in gis for ci in node.gpus[gpu].cis if ci.gi == gi.id]
+    name_width = _name_width([node.ci_profile_of(gi, ci).name for _, gi, ci in shown])
+    pad = " " * (name_width - 16)
     header = [
-        "| GPU     GPU       Name             Profile   Instance   Placement  |",
-        "|       Instance                       ID        ID       Start:Size |",
-        "|         ID                                                         |",
+        f"| GPU     GPU       Name             {pad}Profile   Instance   Placement  |",
+        f"|       Instance                       {pad}ID        ID       Start:Size |",
+        f"|         ID                           {pad}                              |",
     ]
     records = []
-    for gpu, gi in gis:
-        for ci in node.gpus[gpu].cis:
-            if ci.gi != gi.id:
-                continue
-            profile = node.ci_profile_of(gi, ci)
-            placement = f"{ci.start}:{profile.slices}"
-            records.append(
-                [f"|{gpu:>4}{gi.id:>7}       {profile.name:<16}{profile.id:>6}{ci.id:>10}{placement:>13}     |"]
-            )
-    return _box("Compute instances:", header, records, 70)
+    for gpu, gi, ci in shown:
+        profile = node.ci_profile_of(gi, ci)
+        placement = f"{ci.start}:{profile.slices}"
+        records.append(
+            [f"|{gpu:>4}{gi.id:>7}       {profile.name:<{name_width}}{profile.id:>6}{ci.id:>10}{placement:>13}     |"]
+        )
+    return _box("Compute instances:", header, records, 70 + len(pad))
 
 
 # -- plain nvidia-smi ---------------------------------------------------------------------------------
@@ -181,10 +193,10 @@ _MIG_HEADER_545 = [
     "|                  |                                |        ECC|                       |",
     "|==================+================================+===========+=======================|",
 ]
-_MIG_HEADER_580 = [
+_MIG_HEADER_580 = [  # driver 580 and later (recorded on the RTX PRO 6000): "Shared" memory, BAR1 and engines
     "+------------------+----------------------------------+-----------+-----------------------+",
-    "| GPU  GI  CI  MIG |                     Memory-Usage |        Vol|        Shared         |",
-    "|      ID  ID  Dev |                       BAR1-Usage | SM     Unc| CE ENC  DEC  OFA  JPG |",
+    "| GPU  GI  CI  MIG |              Shared Memory-Usage |        Vol|        Shared         |",
+    "|      ID  ID  Dev |                Shared BAR1-Usage | SM     Unc| CE ENC  DEC  OFA  JPG |",
     "|                  |                                  |        ECC|                       |",
     "|==================+==================================+===========+=======================|",
 ]
@@ -200,33 +212,46 @@ _PROCESSES_580 = [
     "|        ID   ID                                                               Usage      |",
     "|=========================================================================================|",
 ]
-GI_MEMORY_USED_MIB = 25  # what each GPU instance of the seed uses with no process on it
-IDLE_MEMORY_USED_MIB = 4  # a GPU with MIG off and no process (seed)
+# The table's GPU name: a longer one is cut to 24 characters and "..." (recorded on the RTX PRO 6000; that
+# names of up to 27 characters are printed whole is inferred from the width the cut name takes).
+_NAME_WIDTH = 27
+
+
+def _table_name(name: str) -> str:
+    return name if len(name) <= _NAME_WIDTH else name[: _NAME_WIDTH - 3] + "..."
 
 
 def _gpu_rows(node: Node, gpu: int, wide: bool) -> list[str]:
+    model = node.model
     state = node.gpus[gpu]
     mig = state.mig_current
-    used = GI_MEMORY_USED_MIB * len(state.gis) if mig else IDLE_MEMORY_USED_MIB
-    total = node.model.memory_mib
-    cap = node.model.power_cap_w
+    used = model.gi_memory_used_mib * len(state.gis) if mig else model.idle_memory_used_mib
+    total = model.memory_mib
+    cap = model.power_cap_w
     temp, power = 28 + gpu % 3, 30 + gpu
     if wide:
         bus = f"{node.bus_id(gpu):>19} {'Off':>3} "
-        memory = f"{f'{used}MiB':>11} / {f'{total}MiB':>9} "
+        # Driver 580 prints N/A once the GPU has MIG devices (recorded on the RTX PRO 6000, one GI).
+        memory = f"{'N/A':>21}   " if mig and state.gis else f"{f'{used}MiB':>11} / {f'{total}MiB':>9} "
         power_text = f"{power}W / {cap:>4}W"
     else:
         bus = f" {node.bus_id(gpu)} {'Off':>3} "
         memory = f"{f'{used}MiB / {total}MiB':>21} "
         power_text = f"{power}W / {cap}W"
-    ecc = "On" if mig else "0"
+    ecc = ("On" if mig else "0") if model.ecc else "Off"
     util = "N/A" if mig else "0%"
+    persistence = "On" if model.persistence else "Off"
     blank_middle = " " * len(bus)
     return [
-        f"|{gpu:>4}  {node.model.name:<31}{'On':<2}  |{bus}|{ecc:>21} |",
-        f"| {'N/A':<3}{f'{temp}C':>6}    {'P0':<2}{power_text:>24} |{memory}|{util:>8}{'Default':>13} |",
+        f"|{gpu:>4}  {_table_name(model.name):<30}{persistence:>3}  |{bus}|{ecc:>21} |",
+        f"| {model.fan:<3}{f'{temp}C':>6}    {model.perf:<2}{power_text:>24} |{memory}|{util:>8}{'Default':>13} |",
         f"|{'':41}|{blank_middle}|{'Enabled' if mig else 'Disabled':>21} |",
     ]
+
+
+def _usage(used: int, total: int, width: int) -> str:
+    """A MIG device's memory or BAR1 cell: "used / total", aligned on the slash as recorded (545 and 580)."""
+    return f"{f'{used}MiB':>19} / {f'{total}MiB':>8}".ljust(width)
 
 
 def _mig_devices_box(node: Node, gpus: list[int], wide: bool) -> list[str]:
@@ -238,6 +263,7 @@ def _mig_devices_box(node: Node, gpus: list[int], wide: bool) -> list[str]:
     rows = [(gpu, gi, ci) for gpu in gpus for gi, ci in _devices(node, gpu)]
     if not rows:
         return [*lines, _title(" No MIG devices found", width), _border(width)]
+    ecc = "0" if node.model.ecc else "N/A"
     device_index: dict[int, int] = {}
     previous: tuple[int, int] | None = None
     for position, (gpu, gi, ci) in enumerate(rows):
@@ -249,15 +275,15 @@ def _mig_devices_box(node: Node, gpus: list[int], wide: bool) -> list[str]:
         if position:
             lines.append(merged_border if shares else column_border)
         if shares:
-            memory, bar1 = "", ""
+            memory = bar1 = " " * memory_width
         else:
-            memory = f"{GI_MEMORY_USED_MIB}MiB / {profile.memory_mib}MiB"
-            bar1 = f"0MiB / {node.model.bar1_mib}MiB"
+            memory = _usage(node.model.gi_memory_used_mib, profile.memory_mib, memory_width)
+            bar1 = _usage(0, node.model.bar1_mib, memory_width)
         ids = f"{gpu:>3}{gi.id:>5}{ci.id:>4}{index:>4}  "
-        sm = f" {ci_profile.sm:<3}{0:>6} "
+        sm = f" {ci_profile.sm:<3}{ecc:>6} "
         engines = f"{profile.ce:>3}{profile.enc:>4}{profile.dec:>5}{profile.ofa:>5}{profile.jpeg:>5} "
-        lines.append(f"|{ids}|{memory:>{memory_width - 2}}  |{sm}|{engines}|")
-        lines.append(f"|{'':18}|{bar1:>{memory_width - 2}}  |{'':11}|{'':23}|")
+        lines.append(f"|{ids}|{memory}|{sm}|{engines}|")
+        lines.append(f"|{'':18}|{bar1}|{'':11}|{'':23}|")
         previous = (gpu, gi.id)
     lines.append(column_border)
     return lines
