@@ -151,7 +151,8 @@ def test_bad_simulation_spec(run: Any) -> None:
     result = run("status", simulate="V100x2")
     assert (result.returncode, result.stderr.strip()) == (
         cli.EXIT_USAGE,
-        "smimig: unknown GPU model 'V100'; known: A100-40GB, A30, H100-80GB",
+        "smimig: unknown GPU model 'V100'; known: A100-40GB, A100-80GB, A30, B200, GH200-480GB, H100-80GB, "
+        "H200-141GB, RTX-PRO-6000, RTX-PRO-6000-GRID4 (smimig --simulate list describes the models)",
     )
 
 

@@ -207,8 +207,8 @@ def test_every_rendered_table_parses() -> None:
     smi.create_gi(0, ["3g.20gb", "2g.10gb", "1g.5gb", "1g.5gb"], ci=True)
     smi.create_gi(1, ["4g.20gb"], ci=False)
     smi.create_ci(1, 1, ["1c.4g.20gb", "2c.4g.20gb"])
-    assert len(smi.list_gi_profiles()) == 12
-    assert len(smi.list_gi_placements()) == 12
+    assert len(smi.list_gi_profiles()) == 14  # 7 profiles of the A100-40GB, on each of 2 GPUs
+    assert len(smi.list_gi_placements()) == 14
     assert len(smi.list_gis()) == 5
     assert len(smi.list_ci_profiles()) > 5
     assert len(smi.list_ci_placements(1, gi=1)) == 4

@@ -273,6 +273,7 @@ A100_40GB = GpuModel(
     gi_profiles=(
         _gi(19, "1g.5gb", 1, 1, _ONE, 7, 4.75, 4864, (14, 0, 0, 1, 0, 0)),
         _gi(20, "1g.5gb+me", 1, 1, _ONE, 1, 4.75, 4864, (14, 1, 0, 1, 1, 1)),
+        _gi(15, "1g.10gb", 1, 2, _TWO, 4, 9.75, 9984, (14, 1, 0, 1, 0, 0)),
         _gi(14, "2g.10gb", 2, 2, _TWO_G, 3, 9.75, 9984, (28, 1, 0, 2, 0, 0)),
         _gi(9, "3g.20gb", 3, 4, _FOUR, 2, 19.62, 20096, (42, 2, 0, 3, 0, 0)),
         _gi(5, "4g.20gb", 4, 4, (0,), 1, 19.62, 20096, (56, 2, 0, 4, 0, 0)),
@@ -286,6 +287,9 @@ A100_40GB = GpuModel(
     inferred=(
         "every line of text: the driver 545 layout, driver 545.23.08 and CUDA 12.3",
         "1g.5gb+me placements {0,...,6}:1 (the -lgipp recording predates the profile)",
+        "the 1g.10gb profile (id 15, 4 instances, placements {0,2,4,6}:2, figures as 2g.10gb's memory with one "
+        "compute slice): newer drivers than the recorded 510 list it, and NVIDIA's default mig-parted config asks "
+        "A100-40GB (0x20B010DE) for all-1g.10gb with 4 of them",
         "MIG device memory (mib_of), BAR1, power cap 400 W, UUIDs and bus ids",
         "compute instance profiles and placements",
     ),
