@@ -13,7 +13,7 @@ from smimig.sim import SimulatedRunner
 
 
 def test_healthy_node() -> None:
-    report = smimig.doctor(smimig.Smi(runner=SimulatedRunner("H100-80GB", gpus=2)))
+    report = smimig.Smi(runner=SimulatedRunner("H100-80GB", gpus=2)).doctor()
     assert report.healthy
     assert report.driver == "580.159.04"
     assert [(gpu.index, gpu.mig_capable, gpu.mig_current) for gpu in report.gpus] == [
@@ -31,7 +31,7 @@ def test_pending_because_a_process_uses_the_gpu() -> None:
     smi = smimig.Smi(runner=runner)
     (change,) = smi.enable_mig(1)
     assert change.pending
-    report = smimig.doctor(smi)
+    report = smi.doctor()
     assert not report.healthy
     gpu = report.gpus[1]
     assert (gpu.mig_current, gpu.mig_pending) == (False, True)
@@ -39,7 +39,7 @@ def test_pending_because_a_process_uses_the_gpu() -> None:
     assert "GPU 1 NVIDIA A30: MIG off, pending on: processes use the GPU: PID 31337 (python serve.py)" in str(report)
     runner.remove_process(31337)
     runner.reset_gpu(1)
-    assert smimig.doctor(smi).healthy
+    assert smi.doctor().healthy
 
 
 def test_output_it_cannot_parse_is_named_and_saved(tmp_path: Path) -> None:
