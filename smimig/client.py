@@ -602,7 +602,7 @@ class Smi:
         self,
         args: list[str],
         parser: Callable[[str], OperationOutput[T]],
-        done_before: Sequence[object] = (),
+        done_before: Sequence[T] = (),
     ) -> list[T]:
         """Run a mutating command; raise with everything done so far if any part of it failed."""
         result = self.runner.run(args)
