@@ -12,8 +12,8 @@ the YAML alone and apart from smimig's resolver, what the config asks of that mo
 - otherwise (a config written for another GPU, e.g. ``all-1g.5gb`` on an H100) mig-parted itself would fail,
   and smimig must refuse with a ``LayoutError`` naming the profile.
 
-The counts are printed by ``benchmarks/run.py``'s neighbour, README "Supported GPUs", from
-:func:`conformance`.
+README's "Supported GPUs and drivers" quotes :func:`conformance`'s counts; :func:`test_conformance_figures`
+pins them, so the README cannot drift from the catalog.
 """
 
 from __future__ import annotations
@@ -137,8 +137,5 @@ def test_default_config_applies_exactly(config: str, key: str) -> None:
 
 
 def test_conformance_figures() -> None:
-    applied, refused, configs = conformance()
-    assert configs == 81
-    # Every model has configs written for it that apply; the A30 alone has six (all-1g.6gb … all-balanced).
-    assert applied >= 6 * len(MODELS)
-    assert refused > 0
+    # The figures README quotes: a change to the catalog or to the file changes them on purpose, here.
+    assert conformance() == (95, 620, 81)

@@ -251,3 +251,86 @@ def test_lci_with_placement_heading_but_no_values_is_refused() -> None:
     text = text_of("a30-driver545/lci.txt").replace("0:1", "   ").replace("1:1", "   ")
     with pytest.raises(ParseError, match="unrecognised compute instance"):
         parsers.parse_cis(text)
+
+
+# -- review findings: what must never be read silently ----------------------------------------------
+
+A100_TWO_CIS = "a100-80gb-pcie-driver515/table.txt"
+
+
+def _mig_box(text: str) -> str:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| MIG devices:")) - 1
+    end = next(i for i in range(start, len(lines)) if not lines[i].strip())
+    return "\n".join(lines[start:end]) + "\n"
+
+
+def test_a_second_mig_devices_table_is_refused() -> None:
+    text = text_of(RTX_ONE_DEVICE)
+    doubled = text + "\n" + _mig_box(text).replace("0    3   0   0", "1    5   0   0")
+    with pytest.raises(ParseError, match="more than one 'MIG devices:' table") as caught:
+        parsers.parse_mig_devices(doubled)
+    assert caught.value.line_number > len(text.splitlines())
+
+
+def test_a_second_processes_table_is_refused() -> None:
+    text = text_of(RTX_ONE_DEVICE)
+    lines = text.splitlines()
+    title = next(i for i, line in enumerate(lines) if line.startswith("| Processes:"))
+    processes = "\n".join(lines[title - 1 :]) + "\n"
+    with pytest.raises(ParseError, match="more than one 'Processes:' table"):
+        parsers.parse_processes(text + "\n" + processes)
+
+
+@pytest.mark.parametrize("column", [0, 2, 3])
+def test_text_on_a_records_second_line_outside_the_bar1_cell_is_refused(column: int) -> None:
+    text = text_of(RTX_ONE_DEVICE)
+    second = "|                  |               0MiB /  8327MiB    |           |                       |"
+    cells = second[1:-1].split("|")
+    cells[column] = cells[column][:-4] + " 7  "
+    with pytest.raises(ParseError, match="second line"):
+        parsers.parse_mig_devices(text.replace(second, "|" + "|".join(cells) + "|"))
+
+
+def test_memory_is_shared_only_across_an_open_border() -> None:
+    text = text_of(A100_TWO_CIS)
+    merged = next(line for line in text.splitlines() if line.startswith("+---") and "+   " in line)
+    closed = merged.replace(" ", "-")
+    with pytest.raises(ParseError, match="memory cell is empty"):
+        parsers.parse_mig_devices(text.replace(merged, closed))
+
+
+def test_a_mig_device_listed_twice_is_refused() -> None:
+    text = text_of(A100_TWO_CIS).replace("  0    1   1   1  ", "  0    1   0   1  ")
+    with pytest.raises(ParseError, match="listed twice"):
+        parsers.parse_mig_devices(text)
+
+
+def test_a_synonym_never_spans_two_header_lines() -> None:
+    # "Memory-Usage Shared" over "BAR1-Usage" is not driver 580's "Shared BAR1-Usage".
+    text = (
+        text_of(RTX_ONE_DEVICE)
+        .replace("Shared Memory-Usage |", "Memory-Usage Shared |")
+        .replace("Shared BAR1-Usage |", "       BAR1-Usage |")
+    )
+    with pytest.raises(ParseError, match="unrecognised header"):
+        parsers.parse_mig_devices(text)
+
+
+@pytest.mark.parametrize("digits", [13, 400, 5000])
+def test_absurd_numbers_are_parse_errors(digits: int) -> None:
+    huge = "9" * digits
+    lgip = text_of("a30-driver545/lgip.txt")
+    with pytest.raises(ParseError):
+        parsers.parse_gi_profiles(lgip.replace("5.81  ", huge + "  ", 1))
+    with pytest.raises(ParseError):
+        parsers.parse_gis(text_of("a30-driver545/lgi.txt").replace("   5        1 ", f"   {huge}        1 ", 1))
+    with pytest.raises(ParseError):
+        parsers.parse_gi_placements(f"GPU  0 Profile ID {huge} Placements: {{0,2}}:2\n")
+
+
+def test_no_mig_devices_table_names_the_enabled_line() -> None:
+    text = text_of("a30-driver545/table-two-cis.txt").split("\n\n")[0] + "\n"
+    with pytest.raises(ParseError) as caught:
+        parsers.parse_mig_devices(text)
+    assert caught.value.line.strip().endswith("Enabled |")

@@ -40,14 +40,16 @@ def _typed(pattern: str, convert: Callable[[str], object]) -> Callable[[str], ob
     return converter
 
 
-# Strict field types: parse's own {:d} and {:g} also take signs, base prefixes, "nan" and "inf".
+# Strict field types: parse's own {:d} and {:g} also take signs, base prefixes, "nan" and "inf". Numbers are
+# bounded: nvidia-smi's are ids, counts, MiB and PIDs (at most 12 digits); a 400-digit "GiB" is not a figure
+# to read as inf, and int() refuses over 4300 digits with a ValueError that is not a ParseError.
 _TYPES: Mapping[str, Callable[[str], object]] = {
-    "Int": _typed(r"[0-9]+", int),  # ASCII digits: str.isdigit() and \d also take "²" and a fullwidth 5
-    "Float": _typed(r"[0-9]+(?:\.[0-9]+)?", float),
+    "Int": _typed(r"[0-9]{1,12}", int),  # ASCII digits: str.isdigit() and \d also take "²" and a fullwidth 5
+    "Float": _typed(r"[0-9]{1,9}(?:\.[0-9]{1,6})?", float),
     "YesNo": _typed(r"Yes|No", lambda text: text == "Yes"),
     "Name": _typed(r"MIG \S+", str),
     "Default": _typed(r"\*?", lambda text: text == "*"),
-    "Placement": _typed(r"[0-9]+:[0-9]+", lambda text: Placement(*map(int, text.split(":")))),
+    "Placement": _typed(r"[0-9]{1,12}:[0-9]{1,12}", lambda text: Placement(*map(int, text.split(":")))),
 }
 
 

@@ -33,7 +33,7 @@ import attrs
 from smimig.errors import ParseError
 from smimig.models import Gpu, GpuProcess, MigDevice, MigDeviceUsage, MigMode
 from smimig.parsers._common import NO_MIG_DEVICES, compile_pattern, match_line
-from smimig.parsers.tables import Box, canonical_words, read_boxes
+from smimig.parsers.tables import Box, read_boxes
 
 __all__ = ["MIG_MODE_FIELDS", "parse_gpu_list", "parse_mig_devices", "parse_mig_mode", "parse_processes"]
 
@@ -41,15 +41,15 @@ _PROCESSES_TITLE = "Processes:"
 _PROCESSES_HEADER = "GPU GI CI PID Type Process name GPU Memory ID ID Usage".split()
 _NO_PROCESSES = "No running processes found"
 _PROCESS = re.compile(
-    r"^(?P<gpu>[0-9]+) (?P<gi>[0-9]+|N/A) (?P<ci>[0-9]+|N/A) (?P<pid>[0-9]+) (?P<type>\S+) (?P<name>.+?) "
-    r"(?:(?P<memory>[0-9]+)MiB|N/A)$"
+    r"^(?P<gpu>[0-9]{1,12}) (?P<gi>[0-9]{1,12}|N/A) (?P<ci>[0-9]{1,12}|N/A) (?P<pid>[0-9]{1,12}) "
+    r"(?P<type>\S+) (?P<name>.+?) (?:(?P<memory>[0-9]{1,12})MiB|N/A)$"
 )
 
-_GPU_LINE = re.compile(r"^GPU (?P<index>[0-9]+): (?P<name>.+?) \(UUID: (?P<uuid>GPU-[^)\s]+)\)$")
+_GPU_LINE = re.compile(r"^GPU (?P<index>[0-9]{1,12}): (?P<name>.+?) \(UUID: (?P<uuid>GPU-[^)\s]+)\)$")
 # Driver 470 prints "MIG-GPU-<uuid>/<gi>/<ci>", later drivers "MIG-<uuid>".
-_MIG_LINE = re.compile(r"^\s+(?P<name>MIG \S+)\s+Device\s+(?P<index>[0-9]+): \(UUID: (?P<uuid>MIG-[^)\s]+)\)$")
+_MIG_LINE = re.compile(r"^\s+(?P<name>MIG \S+)\s+Device\s+(?P<index>[0-9]{1,12}): \(UUID: (?P<uuid>MIG-[^)\s]+)\)$")
 
-_NUMBER = re.compile("[0-9]+")  # ASCII: str.isdigit() also takes "²", which int() refuses
+_NUMBER = re.compile("[0-9]{1,12}")  # ASCII: str.isdigit() also takes "²", which int() refuses
 
 MIG_MODE_FIELDS = ("index", "pci.bus_id", "mig.mode.current", "mig.mode.pending")
 """The fields smimig asks ``--query-gpu`` for, in order."""
@@ -171,7 +171,7 @@ def _mig_devices_columns(box: Box, text: str) -> _MigDevicesColumns:
     found: dict[str, list[int]] = {"ids": [], "memory": [], "sm": [], "engines": []}
     order: tuple[str, ...] = ()
     for column in range(width):
-        words = canonical_words(box.column_header(column))
+        words = box.column_header(column)
         if words == _MIG_DEVICES_IDS:
             found["ids"].append(column)
         elif words == _MIG_DEVICES_MEMORY:
@@ -209,6 +209,9 @@ def _mig_devices_box(box: Box, text: str) -> list[MigDeviceUsage]:
         second = record.lines[1]
         if any(cell for line in record.lines[2:] for cell in line.cells):
             raise ParseError("unexpected third line in a MIG device record", text, record.number)
+        if any(cell for column, cell in enumerate(second.cells) if column != columns.memory):
+            # Only the BAR1 figure sits on a record's second line: anything else would be read as nothing.
+            raise ParseError("unexpected text on the second line of a MIG device record", text, second.number)
         ids = match_line(_IDS, first.cells[columns.ids], text, first.number, "MIG device ids")
         sm = match_line(_SM, first.cells[columns.sm], text, first.number, "MIG device SM count")
         values = first.cells[columns.engines].split()
@@ -221,9 +224,14 @@ def _mig_devices_box(box: Box, text: str) -> list[MigDeviceUsage]:
             bar1 = match_line(_MEMORY, bar1_cell, text, second.number, "BAR1 usage")
             figures = (memory["used"], memory["total"], bar1["used"], bar1["total"])
         else:
-            # A merged cell: this compute instance shares the memory of the GPU instance above.
+            # A merged cell: this compute instance shares the memory of the GPU instance above, and the
+            # border between them is open over the memory column.
             above = rows[-1] if rows else None
-            if above is None or (above.gpu, above.gi) != (ids["gpu"], ids["gi"]):
+            if (
+                above is None
+                or (above.gpu, above.gi) != (ids["gpu"], ids["gi"])
+                or not record.merged_above(columns.memory)
+            ):
                 raise ParseError("memory cell is empty", text, first.number)
             figures = (
                 above.memory_used_mib,
@@ -231,6 +239,10 @@ def _mig_devices_box(box: Box, text: str) -> list[MigDeviceUsage]:
                 above.bar1_used_mib,
                 above.bar1_total_mib,
             )
+        if any((row.gpu, row.gi, row.ci) == (ids["gpu"], ids["gi"], ids["ci"]) for row in rows) or any(
+            (row.gpu, row.index) == (ids["gpu"], ids["index"]) for row in rows
+        ):
+            raise ParseError("a MIG device listed twice", text, first.number)
         rows.append(
             MigDeviceUsage(
                 gpu=ids["gpu"],
@@ -248,16 +260,27 @@ def _mig_devices_box(box: Box, text: str) -> list[MigDeviceUsage]:
     return rows
 
 
+def _the_box(boxes: list[Box], title: str, text: str) -> Box | None:
+    """The one box titled ``title``, None if there is none; a second one is output smimig does not know."""
+    found = [box for box in boxes if box.title == title]
+    if len(found) > 1:
+        raise ParseError(f"more than one {title!r} table", text, found[1].first_line)
+    return found[0] if found else None
+
+
 def parse_mig_devices(text: str) -> list[MigDeviceUsage]:
     """Parse the "MIG devices:" table of plain ``nvidia-smi`` into one row per MIG device."""
     boxes, _ = read_boxes(text)
-    for box in boxes:
-        if box.title == _MIG_DEVICES_TITLE:
-            return _mig_devices_box(box, text)
+    box = _the_box(boxes, _MIG_DEVICES_TITLE, text)
+    if box is not None:
+        return _mig_devices_box(box, text)
     gpu_tables = [box for box in boxes if box.title.startswith("NVIDIA-SMI ")]
     if gpu_tables:
-        if any(line.cells[-1] == "Enabled" for box in gpu_tables for record in box.records for line in record.lines):
-            raise ParseError("a GPU is in MIG mode but there is no 'MIG devices:' table", text)
+        for gpu_table in gpu_tables:
+            for record in gpu_table.records:
+                for line in record.lines:
+                    if line.cells[-1] == "Enabled":
+                        raise ParseError("a GPU is in MIG mode but there is no 'MIG devices:' table", text, line.number)
         return []  # the GPU table without a MIG devices box: no GPU is in MIG mode
     raise ParseError("neither an nvidia-smi GPU table nor a 'MIG devices:' table", text)
 
@@ -265,7 +288,7 @@ def parse_mig_devices(text: str) -> list[MigDeviceUsage]:
 def parse_processes(text: str) -> list[GpuProcess]:
     """Parse the "Processes:" table of plain ``nvidia-smi``: each process with its GPU, GI and CI."""
     boxes, _ = read_boxes(text)
-    box = next((box for box in boxes if box.title == _PROCESSES_TITLE), None)
+    box = _the_box(boxes, _PROCESSES_TITLE, text)
     if box is None:
         raise ParseError("no 'Processes:' table", text)
     if box.header_words() != _PROCESSES_HEADER:

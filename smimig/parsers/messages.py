@@ -78,11 +78,11 @@ _ADVICE_BUS_ID = re.compile(_BUS_ID)
 
 _FAILURE = re.compile(r"^(?:Unable to|Failed to) .*?: (?P<reason>[^:]+)$")
 _FAILURE_IDS = {
-    "gpu": re.compile(r"\bGPU +([0-9]+)"),
-    "gi": re.compile(r"\bGPU instance ID +([0-9]+)"),
-    "ci": re.compile(r"\bcompute instance ID +([0-9]+)"),
+    "gpu": re.compile(r"\bGPU +([0-9]{1,12})(?![0-9])"),
+    "gi": re.compile(r"\bGPU instance ID +([0-9]{1,12})(?![0-9])"),
+    "ci": re.compile(r"\bcompute instance ID +([0-9]{1,12})(?![0-9])"),
 }
-_FAILURE_PROFILE = re.compile(r"\busing profile (.+?)(?: \(ID +[0-9]+\))?:")
+_FAILURE_PROFILE = re.compile(r"\busing profile (.+?)(?: \(ID +[0-9]{1,12}\))?:")
 # Whole-line answers that mean there was nothing to act on, with the reason they amount to.
 _NOTHING_THERE = {
     NO_GPU_INSTANCES: "Not Found",

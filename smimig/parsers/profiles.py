@@ -62,12 +62,12 @@ _CI_PROFILE_SECOND = compile_pattern("{ce:Int} {jpeg:Int}")
 
 # "Placement :" (one placement) and "Placements:" (several), on drivers 510 to 580 alike.
 _GI_PLACEMENTS = re.compile(
-    r"^GPU +(?P<gpu>[0-9]+) +Profile ID +(?P<profile_id>[0-9]+) +Placements? ?: +"
-    r"\{(?P<starts>[0-9]+(?:,[0-9]+)*)?\}:(?P<size>[0-9]+)$"
+    r"^GPU +(?P<gpu>[0-9]{1,12}) +Profile ID +(?P<profile_id>[0-9]{1,12}) +Placements? ?: +"
+    r"\{(?P<starts>[0-9]{1,12}(?:,[0-9]{1,12})*)?\}:(?P<size>[0-9]{1,12})$"
 )
 _CI_PLACEMENTS = re.compile(
-    r"^GPU +(?P<gpu>[0-9]+) +GI +(?P<gi>[0-9]+) +Profile ID +(?P<profile_id>[0-9]+) +Placements? ?: +"
-    r"\{(?P<starts>[0-9]+(?:,[0-9]+)*)?\}:(?P<size>[0-9]+)$"
+    r"^GPU +(?P<gpu>[0-9]{1,12}) +GI +(?P<gi>[0-9]{1,12}) +Profile ID +(?P<profile_id>[0-9]{1,12}) +Placements? ?: +"
+    r"\{(?P<starts>[0-9]{1,12}(?:,[0-9]{1,12})*)?\}:(?P<size>[0-9]{1,12})$"
 )
 
 _GI_EMPTY = (NO_MIG_ENABLED_DEVICES,)

@@ -14,9 +14,9 @@ It reads a box by its structure, never by character offsets, so tables of any wi
 A content line is split into cells at its ``|`` characters. Text between boxes (a timestamp, blank lines)
 is kept apart, so a caller can insist that a listing is one box and nothing else.
 
-Headings are read as words, and the words drivers renamed are read as the names smimig knows
-(:data:`HEADING_SYNONYMS`: driver 580 heads the "MIG devices:" memory column "Shared Memory-Usage", a
-driver-610 banner says "KMD Version" for "Driver Version"). A column that some drivers leave out is declared
+Headings are read as words, line by line, and the words drivers renamed are read as the names smimig knows
+(:data:`HEADING_SYNONYMS`: driver 580 heads the "MIG devices:" memory column "Shared Memory-Usage"). A
+column that some drivers leave out is declared
 optional by its heading words (``-lci`` on early drivers has no Placement column); any other difference in
 the headings raises ``ParseError``: a column smimig does not know is never read as one it does.
 """
@@ -44,8 +44,6 @@ HEADING_SYNONYMS: Mapping[tuple[str, ...], tuple[str, ...]] = {
     # Driver 580 and later, every GPU (A100, H100, RTX PRO 6000 Blackwell …): the "MIG devices:" box.
     ("Shared", "Memory-Usage"): ("Memory-Usage",),
     ("Shared", "BAR1-Usage"): ("BAR1-Usage",),
-    # Driver 610's banner.
-    ("KMD", "Version:"): ("Driver", "Version:"),
 }
 """Heading words some drivers print (left) for the words smimig reads (right)."""
 
@@ -68,9 +66,19 @@ class Line:
 
 @attrs.frozen
 class Record:
-    """The content lines between two borders below the rule."""
+    """The content lines between two borders below the rule, and the border above them (None right below
+    the rule). A border with spaces where a column is (``+----+      +----+``) merges that cell with the
+    record above."""
 
     lines: tuple[Line, ...]
+    border_above: str | None = None
+
+    def merged_above(self, column: int) -> bool:
+        """Whether the border above leaves cell ``column`` open, joining it to the record above."""
+        if self.border_above is None:
+            return False
+        segments = self.border_above[1:-1].split("+")
+        return column < len(segments) and not segments[column].strip()
 
     @property
     def number(self) -> int:
@@ -93,8 +101,14 @@ class Box:
         return [word for line in self.header for cell in line.cells for word in cell.split()]
 
     def column_header(self, column: int) -> list[str]:
-        """The words of one column's header cells, top to bottom."""
-        return [word for line in self.header if column < len(line.cells) for word in line.cells[column].split()]
+        """The words of one column's header cells, top to bottom, renamed headings read as smimig's names
+        cell by cell (a synonym never spans two lines)."""
+        return [
+            word
+            for line in self.header
+            if column < len(line.cells)
+            for word in canonical_words(line.cells[column].split())
+        ]
 
 
 def canonical_words(words: Sequence[str]) -> list[str]:
@@ -145,14 +159,17 @@ def _read_box(text: str, lines: Sequence[str], first: int, last: int) -> Box:  #
     header: list[Line] = []
     records: list[Record] = []
     current: list[Line] = []
+    border_above: str | None = None
     seen_rule = False
     for index in range(first + 1, last - 1):
         raw = lines[index]
         number = index + 1
         if _is_border(raw):
             if seen_rule and current:
-                records.append(Record(tuple(current)))
+                records.append(Record(tuple(current), border_above))
                 current = []
+            if seen_rule:
+                border_above = raw
             continue
         if _is_rule(raw):
             if seen_rule or title is None:
@@ -169,7 +186,7 @@ def _read_box(text: str, lines: Sequence[str], first: int, last: int) -> Box:  #
         else:
             header.append(line)
     if current:
-        records.append(Record(tuple(current)))
+        records.append(Record(tuple(current), border_above))
     if title is None:
         raise ParseError("table has no title line", text, first + 1)
     return Box(
@@ -233,7 +250,7 @@ def read_listing_box(
         raise ParseError(f"expected a table titled {title!r}", text, box.first_line + 1)
     if not box.records:  # nvidia-smi says "No … found" instead of printing an empty table
         raise ParseError(f"the {title!r} table has no rows", text, box.last_line)
-    words = canonical_words(box.header_words())
+    words = [word for line in box.header for cell in line.cells for word in canonical_words(cell.split())]
     optional = optional or {}
     names = sorted(optional)
     for mask in range(2 ** len(names)):  # every subset of the optional columns left out, none first
