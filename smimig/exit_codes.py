@@ -154,6 +154,16 @@ def _apply_changed(error: ApplyError) -> bool:
     return bool(error.ran or error.restored or getattr(error.failure, "completed", ()))
 
 
+def _failure_lines(failure: BaseException) -> list[str]:
+    if not isinstance(failure, MigOperationError):
+        return _indented(str(failure), "  failed: ")
+    lines = [f"  failed: {str(failure).splitlines()[0]}"]
+    lines.extend(f"    done: {item}" for item in failure.completed)
+    if isinstance(failure, PermissionDenied):
+        lines.append("    MIG changes need root: run as root or add --sudo.")
+    return lines
+
+
 def _apply_lines(error: ApplyError) -> list[str]:
     if not _apply_changed(error):
         head = "apply failed; nothing was changed"
@@ -163,7 +173,7 @@ def _apply_lines(error: ApplyError) -> list[str]:
         head = "apply failed part-way, and so did the rollback to the starting layout"
     else:
         head = "apply failed part-way; the rollback restored the starting layout"
-    lines = [f"smimig: {head}.", *_indented(str(error.failure), "  failed: ")]
+    lines = [f"smimig: {head}.", *_failure_lines(error.failure)]
     lines.extend(f"  ran: {step}" for step in error.ran)
     lines.extend(f"  restored: {step}" for step in error.restored)
     if error.rollback_failure is not None:
@@ -179,8 +189,8 @@ def _lease_lines(error: LeaseError) -> list[str]:
     if error.left is not None:
         held = error.left
         lines.append(
-            f"  To remove it: nvidia-smi mig -i {held.gpu} -gi {held.gi} -ci {held.ci} -dci"
-            f" && nvidia-smi mig -i {held.gpu} -gi {held.gi} -dgi"
+            f"  To remove it once it is free: nvidia-smi mig -i {held.gpu} -gi {held.gi} -ci {held.ci} -dci;"
+            f" nvidia-smi mig -i {held.gpu} -gi {held.gi} -dgi"
         )
     return lines
 
