@@ -345,7 +345,7 @@ def _command(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
 def _job_command(options: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
     command: list[str] = options.cmd[1:] if options.cmd[:1] == ["--"] else options.cmd
     if not command:
-        parser.error(f"{options.command} needs a command after --")
+        parser.error(f"{'run --each' if options.command == 'run' else options.command} needs a command after --")
     return command
 
 
