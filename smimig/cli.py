@@ -1,9 +1,12 @@
 """The ``smimig`` command: see and change MIG state at a glance. Built on the public API only.
 
-Exit codes: 0 success; 1 an unexpected error (a bug: please report it), or ``doctor`` found something that
-needs attention; 2 a usage error (bad option or
-argument, nothing was run); 3 nvidia-smi failed (or could not be run) and nothing was changed; 4 nvidia-smi
-printed something smimig does not understand; 5 a change failed part-way: some of it was done (listed).
+Exit codes, from the one table in :mod:`smimig.exit_codes` (every command's errors go through its
+``explain``): 0 ok; 1 an unexpected error, a bug (one line names the file holding the traceback), and from
+``doctor`` only, a report that needs attention (its answer, not a bug); 2 refused before anything ran (usage,
+a bad argument or file, an impossible layout, instances in use without ``--force``, no room for a lease);
+3 nvidia-smi (or ssh) failed and nothing was changed; 4 nvidia-smi printed something smimig cannot read;
+5 a change failed part-way (what ran and what was restored are printed); 130 interrupted. ``lease`` and
+``run --each`` exit with the job's own code (``run --each``: the first non-zero), 128+N when signal N killed it.
 
 Why argparse: the standard library, so the CLI adds no dependency to a package that lab nodes install next
 to the driver, and sub-commands with shared options are all it needs.
@@ -15,6 +18,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,15 +27,8 @@ from typing import Any, Callable, TextIO
 import attrs
 
 import smimig
-from smimig.errors import (
-    InstanceBusy,
-    MigOperationError,
-    NvidiaSmiError,
-    NvidiaSmiNotFound,
-    NvidiaSmiTimeout,
-    ParseError,
-    SmimigError,
-)
+from smimig.errors import LeaseError
+from smimig.exit_codes import ExitCode, explain, job_exit_code
 
 __all__ = [
     "EXIT_NVIDIA_SMI",
@@ -40,22 +37,24 @@ __all__ = [
     "EXIT_PARTIAL",
     "EXIT_UNEXPECTED",
     "EXIT_USAGE",
+    "ExitCode",
     "main",
 ]
 
-EXIT_OK = 0
-EXIT_UNEXPECTED = 1
-EXIT_USAGE = 2
-EXIT_NVIDIA_SMI = 3
-EXIT_PARSE = 4
-EXIT_PARTIAL = 5
+# The names scripts and tests already use, for the members of ExitCode.
+EXIT_OK = ExitCode.OK
+EXIT_UNEXPECTED = ExitCode.UNEXPECTED
+EXIT_USAGE = ExitCode.REFUSED
+EXIT_NVIDIA_SMI = ExitCode.NVIDIA_SMI
+EXIT_PARSE = ExitCode.PARSE
+EXIT_PARTIAL = ExitCode.PARTIAL
 
 _DESCRIPTION = """\
 See and change NVIDIA MIG state. With no command, shows the status of every GPU: its MIG mode, GPU
 instances with profile and placement, the compute instances inside them, each MIG device's UUID (what
 goes into CUDA_VISIBLE_DEVICES) and the room left per profile.
 """
-_EPILOG = """\
+_EXAMPLES = """\
 examples:
   smimig --simulate A30x4 status          try it without a GPU (state kept in your cache directory)
   smimig mode on -i 0                     nvidia-smi -i 0 -mig 1
@@ -66,10 +65,12 @@ examples:
   smimig apply layout.yaml --dry-run     plan, explain, change nothing
   smimig export > layout.yaml             the current state, to apply elsewhere or later
   smimig run --each -- python train.py    one process per MIG device
-
-exit codes: 0 ok, 1 unexpected error, 2 usage, 3 nvidia-smi failed (nothing changed),
-            4 output not understood, 5 partial success (what was done is listed)
 """
+_JOB_CODES = """\
+  lease and run --each exit with the job's own code (run --each: the first non-zero), 128+N when signal N
+  killed it
+"""
+_EPILOG = "\n".join([_EXAMPLES, "exit codes:", *(f"  {code.value:<4} {code.meaning}" for code in ExitCode), _JOB_CODES])
 
 
 def _ids(text: str) -> list[int]:
@@ -309,130 +310,99 @@ def _run(options: argparse.Namespace, smi: smimig.Smi) -> object:  # noqa: PLR09
     return actions[command]()
 
 
-def _report(error: SmimigError, err: TextIO) -> int:
-    """One clear sentence, then nvidia-smi's own words; the exit code for the kind of failure."""
-    if isinstance(error, MigOperationError):
-        done = len(error.completed)
-        sentence = (
-            f"{error.command} failed part-way: {done} change(s) were made before it"
-            if done
-            else f"{error.command} failed; nothing was changed"
-        )
-        err.write(f"smimig: {sentence}.\n")
-        for item in error.completed:
-            err.write(f"  done: {item}\n")
-        for failure in error.failures:
-            err.write(f"  nvidia-smi: {failure}\n")
-        if not error.failures and error.message:
-            err.write(f"  nvidia-smi: {error.message}\n")
-        if isinstance(error, smimig.PermissionDenied):
-            err.write("  MIG changes need root: run as root or add --sudo.\n")
-        return EXIT_PARTIAL if done else EXIT_NVIDIA_SMI
-    if isinstance(error, NvidiaSmiError):
-        err.write(f"smimig: {error.command} failed with exit code {error.returncode}.\n")
-        if error.message:
-            err.write("".join(f"  nvidia-smi: {line}\n" for line in error.message.splitlines()))
-        return EXIT_NVIDIA_SMI
-    if isinstance(error, (NvidiaSmiNotFound, NvidiaSmiTimeout)):
-        err.write(f"smimig: {error}\n")
-        return EXIT_NVIDIA_SMI
-    if isinstance(error, ParseError):
-        err.write(f"smimig: nvidia-smi printed something smimig does not understand: {error}\n")
-        err.write("  Please report it with the output of the same nvidia-smi command.\n")
-        return EXIT_PARSE
-    err.write(f"smimig: {error}\n")
-    return EXIT_UNEXPECTED
-
-
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:  # noqa: PLR0911
-    """Run the command line; return its exit code."""
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the command line; return its exit code (:class:`~smimig.exit_codes.ExitCode`, or a job's own)."""
     out = out or sys.stdout
     err = err or sys.stderr
+    try:
+        return _command(argv, out, err)
+    except BrokenPipeError:  # the reader of our output left: main_exit deals with it
+        raise
+    except (Exception, KeyboardInterrupt) as error:  # every command's errors, mapped by the one table
+        code, lines = explain(error, argv)
+        err.write("".join(f"{line}\n" for line in lines))
+        return code
+
+
+def _command(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     parser = _parser()
-    options = parser.parse_args(argv)
+    options = parser.parse_args(argv)  # a usage error exits 2 from argparse itself
     if (getattr(options, "simulate", None) or "").lower() in ("list", "help"):
         from smimig.sim.catalog import describe_models  # noqa: PLC0415  # only when asked
 
         out.write(describe_models())
-        return EXIT_OK
+        return ExitCode.OK
     if options.command == "run":
-        return _run_each(options, parser, out, err)
+        return _run_each(options, parser, out)
     if options.command == "lease":
         return _lease(options, parser, err)
     if options.command == "doctor":
-        return _doctor(options, out, err)
-    try:
-        smi = _client(options)
-        result = _run(options, smi)
-    except (ValueError, OSError) as error:
-        err.write(f"smimig: {error}\n")
-        return EXIT_USAGE
-    except InstanceBusy as error:
-        err.write(f"smimig: {error}\n")
-        return EXIT_NVIDIA_SMI
-    except SmimigError as error:
-        return _report(error, err)
-    _show(result, options.json, out)
-    return EXIT_OK
+        return _doctor(options, out)
+    _show(_run(options, _client(options)), options.json, out)
+    return ExitCode.OK
 
 
-def _run_each(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO, err: TextIO) -> int:
-    command = options.cmd[1:] if options.cmd[:1] == ["--"] else options.cmd
+def _job_command(options: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    command: list[str] = options.cmd[1:] if options.cmd[:1] == ["--"] else options.cmd
     if not command:
-        parser.error("run --each needs a command after --")
-    try:
-        smi = _client(options)
-        runs = smi.run_on_each(command, options.gpu)
-    except (ValueError, OSError) as error:
-        err.write(f"smimig: {error}\n")
-        return EXIT_USAGE
-    except SmimigError as error:
-        return _report(error, err)
+        parser.error(f"{'run --each' if options.command == 'run' else options.command} needs a command after --")
+    return command
+
+
+def _run_each(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
+    """The first non-zero exit code of the jobs (128+N for a job killed by signal N), else 0."""
+    command = _job_command(options, parser)
+    runs = _client(options).run_on_each(command, options.gpu)
     if not runs:
-        err.write("smimig: no MIG devices to run on\n")
-        return EXIT_USAGE
+        raise ValueError("no MIG devices to run on")
+    codes = []
     for run in runs:
+        code = job_exit_code(run.returncode or 0)
+        killed = f" (killed by {_signal_name(-run.returncode)})" if run.returncode and run.returncode < 0 else ""
         out.write(
-            f"GPU {run.device.gpu} GI {run.device.gi} CI {run.device.ci} {run.device.uuid}: exit {run.returncode}\n"
+            f"GPU {run.device.gpu} GI {run.device.gi} CI {run.device.ci} {run.device.uuid}: exit {code}{killed}\n"
         )
-    return next((run.returncode or 0 for run in runs if run.returncode), EXIT_OK)
+        codes.append(code)
+    return next((code for code in codes if code), ExitCode.OK)
 
 
-def _doctor(options: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Exit code 0 when healthy, 1 when something needs attention (one line per finding)."""
+def _signal_name(number: int) -> str:
     try:
-        report = _client(options).doctor(save_dir=options.save_dir)
-    except ValueError as error:
-        err.write(f"smimig: {error}\n")
-        return EXIT_USAGE
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _doctor(options: argparse.Namespace, out: TextIO) -> int:
+    """0 when healthy; 1 when the report has something that needs attention (its answer, not a bug)."""
+    report = _client(options).doctor(save_dir=options.save_dir)
     _show(report if options.json else _Text(str(report)), options.json, out)
-    return EXIT_OK if report.healthy else EXIT_UNEXPECTED
+    return ExitCode.OK if report.healthy else ExitCode.UNEXPECTED
 
 
 def _lease(options: argparse.Namespace, parser: argparse.ArgumentParser, err: TextIO) -> int:
-    command = options.cmd[1:] if options.cmd[:1] == ["--"] else options.cmd
-    if not command:
-        parser.error("lease needs a command after --")
+    """The job's own exit code (128+N when signal N killed it)."""
+    command = _job_command(options, parser)
     from smimig.runner import spawn  # noqa: PLC0415  # only this command starts a user's process
 
+    smi = _client(options)
+    codes: list[int] = []
     try:
-        smi = _client(options)
         with smi.lease(options.profile, options.gpu, ci_profile=options.ci_profile) as held:
             err.write(
                 f"smimig: leased {held.profile_name} on GPU {held.gpu} (GI {held.gi}, CI {held.ci}): {held.uuid}\n"
             )
             process = spawn(command, held.env)
             try:
-                code = process.wait()
+                codes.append(job_exit_code(process.wait()))
             except KeyboardInterrupt:
                 process.wait()
                 raise
-    except (ValueError, OSError) as error:
-        err.write(f"smimig: {error}\n")
-        return EXIT_USAGE
-    except SmimigError as error:
-        return _report(error, err)
-    return code
+    except LeaseError as error:
+        if codes and error.left is not None:  # the job's own code would be lost behind exit code 5
+            err.write(f"smimig: the command exited with code {codes[0]}; then releasing its device failed\n")
+        raise
+    return codes[0]
 
 
 def main_exit() -> None:

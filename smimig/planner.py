@@ -509,10 +509,11 @@ def apply(
     says what failed, what ran, what the rollback restored and what the node looks like now.
 
     Raises:
-        LayoutError: the layout cannot be realised (nothing is changed), or the node does not match it
-            after the steps ran.
-        InstanceBusy: processes run on instances the plan would destroy (unless ``force``).
-        ApplyError: nvidia-smi refused a step.
+        LayoutError: the layout cannot be realised (nothing is changed).
+        InstanceBusy: processes run on instances the plan would destroy (unless ``force``; nothing is changed).
+        ApplyError: nvidia-smi refused a step, or anything failed once a step had run (a GPU that turned
+            out not to fit the layout once MIG was on, the node not matching it afterwards, ssh dropping):
+            ``ran`` and ``restored`` say what changed.
     """
     smi = smi or default_client()
     state = _read(smi)
@@ -520,7 +521,9 @@ def apply(
     ran: list[Step] = []
     try:
         return _apply(smi, layout, first, ran, dry_run=dry_run, force=force)
-    except MigOperationError as failure:
+    except SmimigError as failure:
+        if not ran and not isinstance(failure, MigOperationError):
+            raise  # refused before any step ran: nothing to restore, and the caller can tell
         restored: list[Step] = []
         rollback_failure: SmimigError | None = None
         if rollback:

@@ -10,7 +10,8 @@ the YAML alone and apart from smimig's resolver, what the config asks of that mo
   exactly those instances (each profile's count of GPU instances, each with its default compute instance),
   or turn MIG on or off as asked, and a second apply must change nothing;
 - otherwise (a config written for another GPU, e.g. ``all-1g.5gb`` on an H100) mig-parted itself would fail,
-  and smimig must refuse with a ``LayoutError`` naming the profile.
+  and smimig must refuse with a ``LayoutError`` naming the profile (inside an ``ApplyError`` when MIG was
+  turned on to read the profiles, and turned off again).
 
 README's "Supported GPUs and drivers" quotes :func:`conformance`'s counts; :func:`test_conformance_figures`
 pins them, so the README cannot drift from the catalog.
@@ -27,7 +28,7 @@ import pytest
 import yaml
 
 import smimig
-from smimig import LayoutError
+from smimig import ApplyError, LayoutError
 from smimig.sim import SimulatedRunner
 from smimig.sim.catalog import MODELS, GpuModel
 
@@ -117,9 +118,15 @@ def test_default_config_applies_exactly(config: str, key: str) -> None:
     smi = smimig.Smi(runner=runner)
     if not set(wanted) <= available(model):
         missing = sorted(set(wanted) - available(model))
-        with pytest.raises(LayoutError) as caught:
+        with pytest.raises((LayoutError, ApplyError)) as caught:
             smi.apply(smi.load_layout(CONFIG, config=config))
-        assert any(name in str(caught.value) for name in missing)
+        # With MIG off the driver lists no profiles: the GPU is planned once MIG is on, refused then and
+        # rolled back, so apply says what ran (ApplyError) around the refusal.
+        error = caught.value
+        refusal = error.failure if isinstance(error, ApplyError) else error
+        assert isinstance(refusal, LayoutError)
+        assert any(name in str(refusal) for name in missing)
+        assert [mode.current for mode in smi.mig_mode()] == [False] * GPUS
         return
     smi.apply(smi.load_layout(CONFIG, config=config))
     modes = smi.mig_mode()

@@ -1,0 +1,286 @@
+"""The ``smimig`` command's exit codes, from one table, and the one function that turns an error into its
+code and the lines it prints on stderr. Every command of :mod:`smimig.cli` goes through :func:`explain`.
+
+====  ==========================================================================================================
+code  meaning
+====  ==========================================================================================================
+0     ok
+1     an unexpected error: a bug. One line names the error and the file holding its traceback (never a
+      traceback on the terminal). ``doctor`` also exits 1 when its report needs attention: that is its answer,
+      not a bug.
+2     refused before anything ran: a usage error, a bad argument (``ValueError``), a file that cannot be read,
+      an impossible layout (``LayoutError``), instances processes run on without ``--force``
+      (``InstanceBusy``), no room for a lease (``LeaseError``)
+3     nvidia-smi (or ssh) failed and nothing was changed: ``NvidiaSmiError``, ``MigOperationError`` that
+      completed nothing, ``NvidiaSmiNotFound``, ``NvidiaSmiTimeout``, ``RemoteError``
+4     nvidia-smi printed something smimig cannot read (``ParseError``)
+5     a change failed part-way; what ran and what was restored are printed: ``ApplyError``,
+      ``MigOperationError`` with ``completed``, a ``LeaseError`` whose device could not be released (``left``)
+130   interrupted (Ctrl-C): 128 + SIGINT, as a shell reports it
+====  ==========================================================================================================
+
+``smimig lease … -- CMD`` and ``smimig run --each -- CMD`` exit with the job's own code (``run --each``: the
+first non-zero one), 128+N when signal N killed it; smimig's own failures there still print a ``smimig:`` line.
+
+Where "nothing ran" and "part-way" are told apart: a :class:`~smimig.MigOperationError` says what it did in
+``completed``; :func:`smimig.apply` raises :class:`~smimig.LayoutError` and :class:`~smimig.InstanceBusy`
+only before its first step, and wraps anything that fails after one in :class:`~smimig.ApplyError` (``ran``,
+``restored``); a :class:`~smimig.LeaseError` that leaves a device behind carries it in ``left``.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any, Callable
+
+import attrs
+
+from smimig import __version__
+from smimig.errors import (
+    ApplyError,
+    InstanceBusy,
+    LayoutError,
+    LeaseError,
+    MigOperationError,
+    NvidiaSmiError,
+    NvidiaSmiNotFound,
+    NvidiaSmiTimeout,
+    ParseError,
+    PermissionDenied,
+    RemoteError,
+)
+
+__all__ = ["RULES", "ExitCode", "Rule", "exit_code", "explain", "job_exit_code"]
+
+
+class ExitCode(enum.IntEnum):
+    """What the ``smimig`` command's exit status means (see the module docstring for the full table)."""
+
+    OK = 0
+    UNEXPECTED = 1
+    REFUSED = 2
+    NVIDIA_SMI = 3
+    PARSE = 4
+    PARTIAL = 5
+    INTERRUPTED = 128 + signal.SIGINT
+
+    @property
+    def meaning(self) -> str:
+        """One line for ``--help`` and the README."""
+        return _MEANINGS[self]
+
+
+_MEANINGS = {
+    ExitCode.OK: "ok",
+    ExitCode.UNEXPECTED: "an unexpected error, a bug (one line names the traceback's file); doctor: needs attention",
+    ExitCode.REFUSED: "refused before anything ran: usage, bad argument, impossible layout, "
+    "in use without --force, no room",
+    ExitCode.NVIDIA_SMI: "nvidia-smi (or ssh) failed; nothing was changed",
+    ExitCode.PARSE: "nvidia-smi printed something smimig cannot read",
+    ExitCode.PARTIAL: "a change failed part-way; what ran and what was restored are listed",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+def job_exit_code(returncode: int) -> int:
+    """A job's exit status as a shell reports it: its own code, or 128+N when signal N killed it.
+
+    >>> job_exit_code(3), job_exit_code(-15)
+    (3, 143)
+    """
+    return 128 - returncode if returncode < 0 else returncode
+
+
+# -- what each error prints -------------------------------------------------------------------------
+
+
+def _indented(text: str, first: str, rest: str = "    ") -> list[str]:
+    lines = text.splitlines() or [""]
+    return [first + lines[0], *(rest + line for line in lines[1:])]
+
+
+def _plain_lines(error: BaseException) -> list[str]:
+    return _indented(str(error), "smimig: ", "  ")
+
+
+def _operation_lines(error: MigOperationError[Any]) -> list[str]:
+    done = len(error.completed)
+    sentence = (
+        f"{error.command} failed part-way: {done} change(s) were made before it"
+        if done
+        else f"{error.command} failed; nothing was changed"
+    )
+    lines = [f"smimig: {sentence}."]
+    lines.extend(f"  done: {item}" for item in error.completed)
+    lines.extend(f"  nvidia-smi: {failure}" for failure in error.failures)
+    if not error.failures and error.message:
+        lines.append(f"  nvidia-smi: {error.message}")
+    if isinstance(error, PermissionDenied):
+        lines.append("  MIG changes need root: run as root or add --sudo.")
+    return lines
+
+
+def _nvidia_smi_lines(error: NvidiaSmiError) -> list[str]:
+    lines = [f"smimig: {error.command} failed with exit code {error.returncode}."]
+    lines.extend(f"  nvidia-smi: {line}" for line in error.message.splitlines())
+    return lines
+
+
+def _parse_lines(error: ParseError) -> list[str]:
+    return [
+        *_indented(f"nvidia-smi printed something smimig does not understand: {error}", "smimig: ", "  "),
+        "  Please report it with the output of the same nvidia-smi command.",
+    ]
+
+
+def _busy_lines(error: InstanceBusy) -> list[str]:
+    lines = ["smimig: refusing to destroy instances that processes run on; nothing was changed:"]
+    for process in error.processes:
+        where = f" GI {process.gi} CI {process.ci}" if process.gi is not None else ""
+        lines.append(f"  PID {process.pid} ({process.name}) on GPU {process.gpu}{where}")
+    lines.append("  Stop them, or add --force to go ahead anyway.")
+    return lines
+
+
+def _apply_changed(error: ApplyError) -> bool:
+    return bool(error.ran or error.restored or getattr(error.failure, "completed", ()))
+
+
+def _failure_lines(failure: BaseException) -> list[str]:
+    if not isinstance(failure, MigOperationError):
+        return _indented(str(failure), "  failed: ")
+    lines = [f"  failed: {str(failure).splitlines()[0]}"]
+    lines.extend(f"    done: {item}" for item in failure.completed)
+    if isinstance(failure, PermissionDenied):
+        lines.append("    MIG changes need root: run as root or add --sudo.")
+    return lines
+
+
+def _apply_lines(error: ApplyError) -> list[str]:
+    if not _apply_changed(error):
+        head = "apply failed; nothing was changed"
+    elif not error.rolled_back:
+        head = "apply failed part-way; no rollback was asked for"
+    elif error.rollback_failure is not None:
+        head = "apply failed part-way, and so did the rollback to the starting layout"
+    else:
+        head = "apply failed part-way; the rollback restored the starting layout"
+    lines = [f"smimig: {head}.", *_failure_lines(error.failure)]
+    lines.extend(f"  ran: {step}" for step in error.ran)
+    lines.extend(f"  restored: {step}" for step in error.restored)
+    if error.rollback_failure is not None:
+        lines.extend(_indented(str(error.rollback_failure), "  rollback failed: "))
+    if error.state is not None and _apply_changed(error):
+        lines.append("  state now:")
+        lines.extend(f"    {line}" for line in str(error.state).splitlines())
+    return lines
+
+
+def _lease_lines(error: LeaseError) -> list[str]:
+    lines = _plain_lines(error)
+    if error.left is not None:
+        held = error.left
+        lines.append(
+            f"  To remove it once it is free: nvidia-smi mig -i {held.gpu} -gi {held.gi} -ci {held.ci} -dci;"
+            f" nvidia-smi mig -i {held.gpu} -gi {held.gi} -dgi"
+        )
+    return lines
+
+
+def _interrupted_lines(error: BaseException) -> list[str]:
+    return ["smimig: interrupted."]
+
+
+# -- the table --------------------------------------------------------------------------------------
+
+
+def _always(error: object) -> bool:
+    return True
+
+
+@attrs.frozen
+class Rule:
+    """One row of the table: an error of type ``kind`` for which ``when`` holds exits with ``code``, and
+    ``lines`` says it on stderr."""
+
+    kind: type[BaseException]
+    code: ExitCode
+    when: Callable[[Any], bool] = _always
+    lines: Callable[[Any], list[str]] = _plain_lines
+
+
+RULES: tuple[Rule, ...] = (
+    # a change failed part-way, or failed with nothing changed: the error itself says which
+    Rule(ApplyError, ExitCode.PARTIAL, _apply_changed, _apply_lines),
+    Rule(ApplyError, ExitCode.NVIDIA_SMI, lines=_apply_lines),
+    Rule(MigOperationError, ExitCode.PARTIAL, lambda error: bool(error.completed), _operation_lines),
+    Rule(MigOperationError, ExitCode.NVIDIA_SMI, lines=_operation_lines),
+    Rule(LeaseError, ExitCode.PARTIAL, lambda error: error.left is not None, _lease_lines),
+    # the lease's GI was made, its CI or device was not, and the GI was destroyed again
+    Rule(LeaseError, ExitCode.NVIDIA_SMI, lambda error: error.__cause__ is not None),
+    Rule(LeaseError, ExitCode.REFUSED),  # no room
+    # nvidia-smi or ssh failed; nothing was changed
+    Rule(NvidiaSmiError, ExitCode.NVIDIA_SMI, lines=_nvidia_smi_lines),
+    Rule(NvidiaSmiNotFound, ExitCode.NVIDIA_SMI),
+    Rule(NvidiaSmiTimeout, ExitCode.NVIDIA_SMI),
+    Rule(RemoteError, ExitCode.NVIDIA_SMI),
+    Rule(ParseError, ExitCode.PARSE, lines=_parse_lines),
+    # refused before anything ran (apply raises these two only before its first step)
+    Rule(InstanceBusy, ExitCode.REFUSED, lines=_busy_lines),
+    Rule(LayoutError, ExitCode.REFUSED),
+    Rule(ValueError, ExitCode.REFUSED),  # arguments checked before any process starts
+    Rule(OSError, ExitCode.REFUSED),  # a layout file that is not there, a job that cannot start, the lease lock
+    Rule(KeyboardInterrupt, ExitCode.INTERRUPTED, lines=_interrupted_lines),
+)
+"""Tried in order; the first row whose ``kind`` and ``when`` match wins. No row: :attr:`ExitCode.UNEXPECTED`."""
+
+
+def _rule(error: BaseException) -> Rule | None:
+    return next((rule for rule in RULES if isinstance(error, rule.kind) and rule.when(error)), None)
+
+
+def exit_code(error: BaseException) -> ExitCode:
+    """The exit code for ``error``, from :data:`RULES` (:attr:`ExitCode.UNEXPECTED` when no row matches).
+
+    >>> exit_code(LayoutError("GPU 0: the layout needs 5 memory slices; the GPU has 4"))
+    <ExitCode.REFUSED: 2>
+    """
+    rule = _rule(error)
+    return ExitCode.UNEXPECTED if rule is None else rule.code
+
+
+def explain(error: BaseException, argv: Sequence[str] | None = None) -> tuple[ExitCode, list[str]]:
+    """The exit code for ``error`` and the lines to print on stderr (without newlines).
+
+    An error no row of :data:`RULES` expects is a bug: its traceback goes to a file in the temporary
+    directory (with ``argv`` and the versions, for a bug report), and the one line printed names that file.
+    """
+    rule = _rule(error)
+    if rule is not None:
+        return rule.code, rule.lines(error)
+    summary = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
+    try:
+        path = _save_traceback(error, argv)
+    except OSError as failure:
+        where = f"its traceback could not be saved: {failure}"
+    else:
+        where = f"please report it with the traceback saved in {path}"
+    return ExitCode.UNEXPECTED, [f"smimig: unexpected error (a bug), {summary}; {where}"]
+
+
+def _save_traceback(error: BaseException, argv: Sequence[str] | None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    handle, path = tempfile.mkstemp(prefix=f"smimig-crash-{stamp}-{os.getpid()}-", suffix=".txt")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(f"smimig {__version__}, Python {platform.python_version()}, {platform.platform()}\n")
+        stream.write(f"argv: {list(sys.argv[1:] if argv is None else argv)!r}\n\n")
+        stream.writelines(traceback.format_exception(type(error), error, error.__traceback__))
+    return path
