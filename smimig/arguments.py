@@ -2,8 +2,8 @@
 
 ``-cgi`` takes profile ids (``5``), short names (``2g.12gb``, ``1g.6gb+me``), full names
 (``MIG 2g.12gb``), each optionally with a placement start (``9:0``). Every item is checked against a
-strict pattern, so nothing like ``"5,7"``, ``"5 -dgi"`` or ``"$(x)"`` can ever reach nvidia-smi's
-arguments.
+strict pattern (names by geometry's one grammar, :data:`smimig.geometry.PROFILE_NAME_PATTERN`), so nothing
+like ``"5,7"``, ``"5 -dgi"`` or ``"$(x)"`` can ever reach nvidia-smi's arguments.
 """
 
 from __future__ import annotations

@@ -207,7 +207,7 @@ class Placement:
 
     def overlaps(self, other: Placement) -> bool:
         """Whether the two placements share a slice."""
-        return self.start < other.end and other.start < self.end
+        return _overlaps(self.start, self.size, other.start, other.size)
 
     def __str__(self) -> str:
         return f"{self.start}:{self.size}"
@@ -239,31 +239,47 @@ def slice_count(profiles: Sequence[ProfileGeometry]) -> int:
     return max((start + profile.size for profile in profiles for start in profile.starts), default=0)
 
 
+def _overlaps(start: int, size: int, other_start: int, other_size: int) -> bool:
+    # The one overlap test (Placement.overlaps and the search's inner loops, which run on plain ints).
+    return start < other_start + other_size and other_start < start + size
+
+
+def _spans(taken: Sequence[Placement]) -> list[tuple[int, int]]:
+    return [(held.start, held.size) for held in taken]
+
+
+def _free(size: int, starts: Sequence[int], held: Sequence[tuple[int, int]]) -> list[int]:
+    return [start for start in starts if not any(_overlaps(start, size, other, length) for other, length in held)]
+
+
 def free_starts(profile: ProfileGeometry, taken: Sequence[Placement], starts: Sequence[int] | None = None) -> list[int]:
     """The allowed starts of ``profile`` (or ``starts``) where it overlaps nothing in ``taken``, in order."""
-    return [
-        start
-        for start in (profile.starts if starts is None else starts)
-        if not any(profile.at(start).overlaps(held) for held in taken)
-    ]
+    return _free(profile.size, profile.starts if starts is None else starts, _spans(taken))
 
 
 def count_fitting(profile: ProfileGeometry, taken: Sequence[Placement]) -> int:
     """How many more placements of ``profile`` fit beside ``taken``, filled from its lowest free start up
     (the slice rule only; the instance limits are :func:`limits_problem`'s)."""
-    held = list(taken)
+    held = _spans(taken)
+    count = 0
     for start in profile.starts:
-        placement = profile.at(start)
-        if not any(placement.overlaps(other) for other in held):
-            held.append(placement)
-    return len(held) - len(taken)
+        if not any(_overlaps(start, profile.size, other, length) for other, length in held):
+            held.append((start, profile.size))
+            count += 1
+    return count
+
+
+def _free_placements(offered: Sequence[ProfileGeometry], held: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [(start, profile.size) for profile in offered for start in _free(profile.size, profile.starts, held)]
 
 
 def blocking(offered: Sequence[ProfileGeometry], taken: Sequence[Placement], placement: Placement) -> int:
     """How many still-free placements of any of the ``offered`` profiles ``placement`` would block (fewer is
     better: it fragments the GPU less)."""
     return sum(
-        1 for profile in offered for start in free_starts(profile, taken) if placement.overlaps(profile.at(start))
+        1
+        for start, size in _free_placements(offered, _spans(taken))
+        if _overlaps(placement.start, placement.size, start, size)
     )
 
 
@@ -274,9 +290,14 @@ def ranked_starts(
     starts: Sequence[int] | None = None,
 ) -> list[int]:
     """The free starts of ``profile`` (or of ``starts``), the one that blocks the fewest other placements of
-    the ``offered`` profiles first, the lowest start on a tie."""
-    free = free_starts(profile, taken, starts)
-    return sorted(free, key=lambda start: (blocking(offered, taken, profile.at(start)), start))
+    the ``offered`` profiles (:func:`blocking`) first, the lowest start on a tie."""
+    held = _spans(taken)
+    others = _free_placements(offered, held)
+
+    def score(start: int) -> tuple[int, int]:
+        return sum(1 for other, size in others if _overlaps(start, profile.size, other, size)), start
+
+    return sorted(_free(profile.size, profile.starts if starts is None else starts, held), key=score)
 
 
 def limits_problem(chosen: Sequence[ProfileGeometry], slices: int | None = None) -> str | None:
@@ -315,15 +336,28 @@ class Packing:
         return self.starts is not None
 
 
-def _spans(placements: Sequence[Placement]) -> str:
+def _ranges(placements: Sequence[Placement]) -> str:
     return ", ".join(f"{placement.start}-{placement.end - 1}" for placement in placements)
 
 
 @attrs.define
 class _Search:
+    """A depth-first search with backtracking. ``deepest``/``why``: the last dead end at the greatest depth.
+
+    A dead end depends only on the depth (which GPU instances are left) and the set of slices taken, so each
+    is remembered with the (deepest, why) its subtree gave and replayed when another order of the same
+    instances reaches it (eight 1g.5gb on seven starts would otherwise try 7! orders); the result and ``why``
+    are exactly those of the search without it.
+    """
+
     offered: Sequence[ProfileGeometry]
-    deepest: int = 0
+    deepest: int = -1
     why: str = ""
+    dead_ends: dict[tuple[int, frozenset[tuple[int, int]]], tuple[int, str]] = attrs.Factory(dict)
+
+    def _note(self, depth: int, why: str) -> None:
+        if depth >= self.deepest:
+            self.deepest, self.why = depth, why
 
     def place(
         self, pending: Sequence[tuple[ProfileGeometry, int | None]], taken: list[Placement], depth: int = 0
@@ -331,19 +365,28 @@ class _Search:
         """Starts for ``pending`` (in order) that overlap nothing in ``taken``; None if there are none."""
         if not pending:
             return []
+        key = (depth, frozenset((held.start, held.size) for held in taken))
+        if key in self.dead_ends:
+            self._note(*self.dead_ends[key])
+            return None
+        outer = (self.deepest, self.why)
+        self.deepest, self.why = -1, ""  # this subtree's own dead ends, then merged into the outer ones
         (profile, fixed), rest = pending[0], pending[1:]
         starts = [fixed] if fixed is not None else list(profile.starts)
         for start in ranked_starts(self.offered, taken, profile, starts):
             found = self.place(rest, [*taken, profile.at(start)], depth + 1)
             if found is not None:
                 return [start, *found]
-        if depth >= self.deepest:
-            self.deepest = depth
-            held = _spans(sorted(taken, key=lambda placement: placement.start)) or "none"
-            self.why = (
-                f"{profile.name} needs slices {_spans([profile.at(start) for start in starts])}"
-                f" (one of them), but slices {held} are taken"
-            )
+        held = _ranges(sorted(taken, key=lambda placement: placement.start)) or "none"
+        self._note(
+            depth,
+            f"{profile.name} needs slices {_ranges([profile.at(start) for start in starts])}"
+            f" (one of them), but slices {held} are taken",
+        )
+        self.dead_ends[key] = (self.deepest, self.why)
+        inner = (self.deepest, self.why)
+        self.deepest, self.why = outer
+        self._note(*inner)
         return None
 
 
