@@ -71,7 +71,7 @@ __all__ = [
 # -- profile names ----------------------------------------------------------------------------------
 
 _PREFIX = "MIG "
-_SLICES = "[1-9][0-9]?"  # a count of slices: never 0 (a "0c." profile would divide by zero downstream)
+_SLICES = "[1-9][0-9]?"  # nvidia-smi names no profile of 0 slices; a "0c." one used to divide by zero
 _MEMORY = "[0-9]{1,4}gb"
 _EXTENSION = r"[+-][a-z0-9]+(?:\.[a-z0-9]+)*"
 
