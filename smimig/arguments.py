@@ -2,8 +2,8 @@
 
 ``-cgi`` takes profile ids (``5``), short names (``2g.12gb``, ``1g.6gb+me``), full names
 (``MIG 2g.12gb``), each optionally with a placement start (``9:0``). Every item is checked against a
-strict pattern, so nothing like ``"5,7"``, ``"5 -dgi"`` or ``"$(x)"`` can ever reach nvidia-smi's
-arguments.
+strict pattern (names by geometry's one grammar, :data:`smimig.geometry.PROFILE_NAME_PATTERN`), so nothing
+like ``"5,7"``, ``"5 -dgi"`` or ``"$(x)"`` can ever reach nvidia-smi's arguments.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Union
 
-from smimig.models import Placement
+from smimig.geometry import PROFILE_NAME_PATTERN, Placement
 
 __all__ = ["CiProfileSpec", "GiProfileSpec", "ci_profile_list", "gi_profile_list"]
 
@@ -24,10 +24,8 @@ CiProfileSpec = Union[int, str]
 """A compute instance profile: ``0``, ``"0"``, ``"1c.2g.12gb"``, ``"MIG 1c.2g.12gb"``."""
 
 _ID = r"[0-9]{1,3}"  # ASCII digits only: a fullwidth 5 is a digit to Python, not to nvidia-smi
-# Names seen so far: 1g.6gb, 1g.10gb+me, 1c.3g.40gb, 7g.141gb; newer drivers add suffixes like +me.all, +gfx.
-_NAME = r"(?:MIG )?(?:[0-9]{1,2}c\.)?[0-9]{1,2}g\.[0-9]{1,4}gb(?:[+-][a-z0-9]+(?:\.[a-z0-9]+)*)*"
-_PROFILE = re.compile(rf"(?:{_ID}|{_NAME})")
-_GI_ITEM = re.compile(rf"(?:{_ID}|{_NAME})(?::[0-9]{{1,2}})?")
+_PROFILE = re.compile(rf"(?:{_ID}|{PROFILE_NAME_PATTERN})")
+_GI_ITEM = re.compile(rf"(?:{_ID}|{PROFILE_NAME_PATTERN})(?::[0-9]{{1,2}})?")
 
 
 def _profile_text(profile: object, what: str) -> str:

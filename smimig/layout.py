@@ -16,7 +16,6 @@ config format (``version: v1``, ``mig-configs:``) as it ships, ``device-filter``
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -25,6 +24,7 @@ import attrs
 
 from smimig.arguments import gi_profile_item
 from smimig.errors import LayoutError
+from smimig.geometry import ProfileName, is_profile_name, short_profile_name
 
 __all__ = [
     "GiSpec",
@@ -37,14 +37,6 @@ __all__ = [
 ]
 
 GpuLayout = Union[tuple["GiSpec", ...], None]
-
-
-def short_profile_name(name: str) -> str:
-    """``"MIG 2g.12gb"`` -> ``"2g.12gb"``; other forms unchanged."""
-    return name[4:] if name.startswith("MIG ") else name
-
-
-_CI_NAME = re.compile(r"(?:MIG )?(?:[0-9]{1,2}c\.)?[0-9]{1,2}g\.[0-9]{1,4}gb(?:[+-][a-z0-9]+(?:\.[a-z0-9]+)*)*")
 
 
 @attrs.frozen
@@ -62,7 +54,7 @@ class GiSpec:
     def __attrs_post_init__(self) -> None:
         gi_profile_item(self.profile if self.placement is None else (self.profile, self.placement))
         for ci in self.cis or ():
-            if not _CI_NAME.fullmatch(ci):
+            if not is_profile_name(ci):
                 raise LayoutError(f"not a compute instance profile name: {ci!r}")
 
     @classmethod
@@ -321,18 +313,18 @@ def _mig_parted_gis(devices: Mapping[str, Any]) -> tuple[GiSpec, ...]:
     for key, count in devices.items():
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise LayoutError(f"mig-devices: the count of {key!r} must be a non-negative int, got {count!r}")
-        match = re.fullmatch(r"([0-9]+)c\.([0-9]+g\.[0-9]+gb\S*)", str(key))
-        if match is None:
+        name = ProfileName.read(str(key))
+        if name is None or name.compute_slices is None:
             gis.extend(GiSpec.parse(str(key)) for _ in range(count))
             continue
         # "1c.3g.20gb": n compute instances, packed into 3g.20gb GPU instances in turn, as mig-parted does.
-        per_gi = int(str(match.group(2)).split("g.", 1)[0]) // int(match.group(1))
+        per_gi = name.gi_slices // name.compute_slices
         if per_gi < 1:
             raise LayoutError(f"mig-devices: {key!r} does not fit in its GPU instance")
         remaining = count
         while remaining > 0:
             take = min(per_gi, remaining)
-            gis.append(GiSpec(match.group(2), None, (str(key),) * take))
+            gis.append(GiSpec(name.gpu_instance.short, None, (str(key),) * take))
             remaining -= take
     return tuple(gis)
 

@@ -23,9 +23,9 @@ import attrs
 from smimig.arguments import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_item
 from smimig.client import Smi, default_client
 from smimig.errors import LayoutError, LeaseError, MigOperationError, SmimigError
+from smimig.geometry import Placement, blocking, free_starts
 from smimig.jobs import device_env
-from smimig.layout import GiSpec
-from smimig.planner import _blocking, _overlaps, _read, _resolve
+from smimig.planner import read_node, resolve_profile
 
 __all__ = ["LOCK_ENV", "Lease", "default_lock_path", "lease"]
 
@@ -66,7 +66,7 @@ def _candidates(
     smi: Smi, profile: GiProfileSpec, gpu: int | None, tried: set[tuple[int, int]]
 ) -> tuple[list[tuple[int, int, str]], list[str]]:
     """Free (gpu, start, profile name) spots, least fragmenting first, and a note on what each GPU had."""
-    state = _read(smi)
+    state = read_node(smi)
     text = gi_profile_item(profile)
     name, _, start_text = text.partition(":")
     spots: list[tuple[bool, int, int, int, str]] = []
@@ -74,26 +74,28 @@ def _candidates(
     for index, mode in sorted(state.modes.items()):
         if (gpu is not None and index != gpu) or not mode.current:
             continue
-        table = state.tables.get(index, [])
+        table = state.tables.get(index, ())
         try:
-            info = _resolve(table, GiSpec(name), index)
+            info = resolve_profile(table, name, index)
         except LayoutError:
             notes.append(f"GPU {index}: no profile {name}")
             continue
         taken = [
-            (gi.placement.start, next((i.size for i in table if i.profile.id == gi.profile_id), 0))
+            Placement(gi.placement.start, next((i.geometry.size for i in table if i.profile.id == gi.profile_id), 0))
             for gi in state.gis
             if gi.gpu == index
         ]
         notes.append(f"GPU {index}: {info.profile.short_name} {info.profile.free}/{info.profile.total} free")
         if info.profile.free == 0:
             continue
-        starts = [int(start_text)] if start_text else list(info.starts)
-        for start in starts:
-            if (index, start) in tried or any(_overlaps(start, info.size, held, size) for held, size in taken):
+        offered = [i.geometry for i in table]
+        starts = [int(start_text)] if start_text else list(info.geometry.starts)
+        for start in free_starts(info.geometry, taken, starts):
+            if (index, start) in tried:
                 continue
             # GPUs already carved first (keep empty GPUs whole), then the spot that blocks fewest others
-            spots.append((not taken, _blocking(table, taken, start, info.size), index, start, info.profile.short_name))
+            score = blocking(offered, taken, info.geometry.at(start))
+            spots.append((not taken, score, index, start, info.profile.short_name))
     spots.sort()
     return [(index, start, short) for _, _, index, start, short in spots], notes
 

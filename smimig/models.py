@@ -3,14 +3,17 @@
 Every model is a frozen, slotted attrs class: hashable, comparable, safe to share. Field names follow
 nvidia-smi's own column names; ``gpu`` is always the GPU's index, ``gi`` a GPU instance id, ``ci`` a compute
 instance id. ``attrs.asdict(model)`` gives plain data (the fixtures' expected results use exactly that).
+:class:`Placement` is one of them, defined beside the slice rules in :mod:`smimig.geometry`; profile names are
+read by that module's one grammar.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Generic, TypeVar
 
 import attrs
+
+from smimig.geometry import Placement, ProfileName, short_profile_name
 
 __all__ = [
     "ComputeInstance",
@@ -35,38 +38,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-# "MIG 1g.10gb+me" -> slices 1, memory "10gb", extensions "+me"; "MIG 1c.3g.40gb" -> compute slices 1.
-_PROFILE_NAME = re.compile(r"^(?:MIG )?(?:(?P<compute>\d+)c\.)?(?P<slices>\d+)g\.(?P<memory>\d+gb)(?P<extensions>\S*)$")
-
-
-def _short_name(name: str) -> str:
-    return name[4:] if name.startswith("MIG ") else name
-
-
-def _name_part(name: str, group: str) -> str | None:
-    match = _PROFILE_NAME.match(name)
-    return match.group(group) if match else None
-
-
-@attrs.frozen
-class Placement:
-    """Where an instance sits: ``size`` slices from slice ``start`` (nvidia-smi's ``Start:Size``)."""
-
-    start: int
-    size: int
-
-    @property
-    def end(self) -> int:
-        """The first slice after this placement."""
-        return self.start + self.size
-
-    def overlaps(self, other: Placement) -> bool:
-        """Whether the two placements share a slice."""
-        return self.start < other.end and other.start < self.end
-
-    def __str__(self) -> str:
-        return f"{self.start}:{self.size}"
 
 
 @attrs.frozen
@@ -119,13 +90,13 @@ class _ProfileNaming:
     @property
     def short_name(self) -> str:
         """The name without its ``MIG`` prefix, e.g. ``"2g.12gb"`` (what ``-cgi`` accepts)."""
-        return _short_name(self.name)
+        return short_profile_name(self.name)
 
     @property
     def media_extensions(self) -> bool:
-        """Whether the profile carries the media extensions (``+me``)."""
-        extensions = _name_part(self.name, "extensions") or ""
-        return "+me" in extensions
+        """Whether the profile carries the media extensions (``+me``, ``+me.all``)."""
+        name = ProfileName.read(self.name)
+        return name is not None and name.media_extensions
 
 
 @attrs.frozen
@@ -149,8 +120,8 @@ class GpuInstanceProfile(_ProfileNaming):
     @property
     def slices(self) -> int | None:
         """The number of compute slices in the name (``3`` for ``3g.40gb``); None if the name is unusual."""
-        slices = _name_part(self.name, "slices")
-        return int(slices) if slices is not None else None
+        name = ProfileName.read(self.name)
+        return name.gi_slices if name is not None else None
 
 
 @attrs.frozen
@@ -175,7 +146,7 @@ class GpuInstance:
     @property
     def short_name(self) -> str:
         """The profile name without its ``MIG`` prefix, e.g. ``"2g.12gb"``."""
-        return _short_name(self.name)
+        return short_profile_name(self.name)
 
 
 @attrs.frozen
@@ -202,10 +173,8 @@ class ComputeInstanceProfile(_ProfileNaming):
     @property
     def slices(self) -> int | None:
         """The compute slices this profile takes (``1`` for ``1c.3g.40gb``, ``3`` for ``3g.40gb``)."""
-        match = _PROFILE_NAME.match(self.name)
-        if match is None:
-            return None
-        return int(match.group("compute") or match.group("slices"))
+        name = ProfileName.read(self.name)
+        return name.slices if name is not None else None
 
 
 @attrs.frozen
@@ -236,7 +205,7 @@ class ComputeInstance:
     @property
     def short_name(self) -> str:
         """The profile name without its ``MIG`` prefix, e.g. ``"1c.2g.12gb"``."""
-        return _short_name(self.name)
+        return short_profile_name(self.name)
 
 
 @attrs.frozen

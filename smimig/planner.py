@@ -8,9 +8,7 @@ then reads the node again and checks it matches. ``export`` is the node's state 
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -18,7 +16,18 @@ import attrs
 
 from smimig.client import Smi, default_client
 from smimig.errors import ApplyError, InstanceBusy, LayoutError, MigOperationError, SmimigError
-from smimig.layout import GiSpec, Layout, MigPartedDevice, short_profile_name
+from smimig.geometry import (
+    Packing,
+    Placement,
+    ProfileGeometry,
+    ProfileName,
+    feasible,
+    limits_problem,
+    pack,
+    short_profile_name,
+    slice_count,
+)
+from smimig.layout import GiSpec, Layout, MigPartedDevice
 from smimig.models import (
     ComputeInstance,
     GpuInstance,
@@ -28,7 +37,20 @@ from smimig.models import (
     MigModeChange,
 )
 
-__all__ = ["ApplyResult", "GpuPlan", "Plan", "Step", "apply", "export", "load_layout", "plan"]
+__all__ = [
+    "ApplyResult",
+    "GpuPlan",
+    "NodeState",
+    "OfferedProfile",
+    "Plan",
+    "Step",
+    "apply",
+    "export",
+    "load_layout",
+    "plan",
+    "read_node",
+    "resolve_profile",
+]
 
 
 StepAction = Literal["destroy-ci", "destroy-gi", "enable-mig", "disable-mig", "create-gi", "create-ci"]
@@ -135,75 +157,93 @@ class ApplyResult:
 
 
 @attrs.frozen
-class _ProfileInfo:
+class OfferedProfile:
+    """A GPU instance profile one GPU offers: as ``-lgip`` lists it, with its geometry (``-lgipp``'s starts)."""
+
     profile: GpuInstanceProfile
-    starts: tuple[int, ...]
-    size: int
+    geometry: ProfileGeometry
+
+    @classmethod
+    def of(cls, profile: GpuInstanceProfile, placements: Sequence[Placement]) -> OfferedProfile:
+        """``profile`` with its possible ``placements``; size 0 and no starts when nvidia-smi lists none."""
+        size = placements[0].size if placements else 0
+        starts = tuple(placement.start for placement in placements)
+        return cls(
+            profile, ProfileGeometry(profile.id, profile.short_name, size, starts, profile.total, profile.ofa > 0)
+        )
 
     def names(self) -> tuple[str, ...]:
+        """What a layout may call it: its id, full name or short name."""
         return (str(self.profile.id), self.profile.name, self.profile.short_name)
 
 
 @attrs.frozen
-class _NodeState:
-    modes: dict[int, MigMode]
-    gis: list[GpuInstance]
-    cis: list[ComputeInstance]
-    tables: dict[int, list[_ProfileInfo]]
-    reads: int
+class NodeState:
+    """The node as one read sees it: MIG modes, instances, and the profiles each GPU offers (``tables``)."""
+
+    modes: Mapping[int, MigMode]
+    gis: tuple[GpuInstance, ...]
+    cis: tuple[ComputeInstance, ...]
+    tables: Mapping[int, tuple[OfferedProfile, ...]]
+    reads: int  # nvidia-smi calls made
 
 
-def _read(smi: Smi) -> _NodeState:
+def read_node(smi: Smi) -> NodeState:
+    """The node's MIG state, read once with five listings issued at once (``mig_mode``, ``list_gis``,
+    ``list_cis``, ``list_gi_profiles``, ``list_gi_placements``)."""
     mode_list, gis, cis, profiles, placements = smi.gather(  # independent reads, issued at once
         smi.mig_mode, smi.list_gis, smi.list_cis, smi.list_gi_profiles, smi.list_gi_placements
     )
-    modes = {mode.gpu: mode for mode in mode_list}
     by_key = {(p.gpu, p.profile_id): p.placements for p in placements}
-    tables: dict[int, list[_ProfileInfo]] = {}
+    tables: dict[int, list[OfferedProfile]] = {}
     for profile in profiles:
-        spots = by_key.get((profile.gpu, profile.id), ())
-        size = spots[0].size if spots else 0
-        tables.setdefault(profile.gpu, []).append(_ProfileInfo(profile, tuple(spot.start for spot in spots), size))
-    return _NodeState(modes, list(gis), list(cis), tables, reads=5)
+        tables.setdefault(profile.gpu, []).append(OfferedProfile.of(profile, by_key.get((profile.gpu, profile.id), ())))
+    return NodeState(
+        {mode.gpu: mode for mode in mode_list},
+        tuple(gis),
+        tuple(cis),
+        {gpu: tuple(table) for gpu, table in tables.items()},
+        reads=5,
+    )
+
+
+def resolve_profile(table: Sequence[OfferedProfile], profile: str, gpu: int) -> OfferedProfile:
+    """The profile of GPU ``gpu``'s ``table`` that ``profile`` names (an id, a full or a short name).
+
+    Raises:
+        LayoutError: the GPU offers no such profile; it lists those it offers.
+    """
+    for offered in table:
+        if profile in offered.names():
+            return offered
+    names = ", ".join(offered.profile.short_name for offered in table)
+    raise LayoutError(f"GPU {gpu}: no GPU instance profile {profile!r}; it offers {names}")
 
 
 # -- placing ----------------------------------------------------------------------------------------
 
 
-def _overlaps(start: int, size: int, other: int, other_size: int) -> bool:
-    return start < other + other_size and other < start + size
+def _ci_slices(ci: str) -> int:
+    """The compute slices a compute instance profile of a layout takes (its name passed GiSpec's check)."""
+    return ProfileName.parse(ci).slices
 
 
-def _ci_slices(name: str, gi_slices: int) -> int:
-    match = re.match(r"(?:MIG )?([0-9]+)c\.", name)
-    return int(match.group(1)) if match else gi_slices
-
-
-def _resolve(table: list[_ProfileInfo], spec: GiSpec, gpu: int) -> _ProfileInfo:
-    for info in table:
-        if spec.profile in info.names():
-            return info
-    offered = ", ".join(info.profile.short_name for info in table)
-    raise LayoutError(f"GPU {gpu}: no GPU instance profile {spec.profile!r}; it offers {offered}")
-
-
-def _expected_cis(spec: GiSpec, info: _ProfileInfo) -> list[str]:
+def _expected_cis(spec: GiSpec, info: OfferedProfile) -> list[str]:
     if spec.cis is None:
         return [info.profile.short_name]
     return sorted(short_profile_name(ci) for ci in spec.cis)
 
 
-def _check_cis(spec: GiSpec, info: _ProfileInfo, gpu: int) -> None:
+def _check_cis(spec: GiSpec, info: OfferedProfile, gpu: int) -> None:
     slices = info.profile.slices or 1
     used = 0
     for ci in spec.cis or ():
-        short = short_profile_name(ci)
-        match = re.fullmatch(r"([0-9]+)c\.(.+)", short)
-        if short != info.profile.short_name and (match is None or match.group(2) != info.profile.short_name):
+        name = ProfileName.read(ci)
+        if name is None or name.gpu_instance.short != info.profile.short_name:
             raise LayoutError(
                 f"GPU {gpu}: compute instance {ci!r} does not belong in a {info.profile.short_name} GPU instance"
             )
-        used += _ci_slices(short, slices)
+        used += name.slices
     if used > slices:
         raise LayoutError(
             f"GPU {gpu}: compute instances {', '.join(spec.cis or ())} need {used} compute slices; "
@@ -211,108 +251,37 @@ def _check_cis(spec: GiSpec, info: _ProfileInfo, gpu: int) -> None:
         )
 
 
-def _blocking(table: list[_ProfileInfo], taken: list[tuple[int, int]], start: int, size: int) -> int:
-    """How many still-free placements of any profile a GI at ``start`` would block (fewer is better)."""
-    return sum(
-        1
-        for info in table
-        for other in info.starts
-        if not any(_overlaps(other, info.size, held, held_size) for held, held_size in taken)
-        and _overlaps(start, size, other, info.size)
-    )
-
-
-@attrs.define
-class _Search:
-    table: list[_ProfileInfo]
-    deepest: int = 0
-    blocked_by: str = ""
-
-    def place(
-        self, pending: list[tuple[GiSpec, _ProfileInfo]], taken: list[tuple[int, int]], depth: int = 0
-    ) -> list[int] | None:
-        """Starts for ``pending`` (in order) that overlap nothing in ``taken``; None if there are none."""
-        if not pending:
-            return []
-        (spec, info), rest = pending[0], pending[1:]
-        starts = [spec.placement] if spec.placement is not None else list(info.starts)
-        free = [s for s in starts if not any(_overlaps(s, info.size, h, hs) for h, hs in taken)]
-        free.sort(key=lambda s: (_blocking(self.table, taken, s, info.size), s))
-        for start in free:
-            found = self.place(rest, [*taken, (start, info.size)], depth + 1)
-            if found is not None:
-                return [start, *found]
-        if depth >= self.deepest:
-            self.deepest = depth
-            held = ", ".join(f"{h}-{h + hs - 1}" for h, hs in sorted(taken)) or "none"
-            self.blocked_by = (
-                f"{info.profile.short_name} needs slices {', '.join(f'{s}-{s + info.size - 1}' for s in starts)}"
-                f" (one of them), but slices {held} are taken"
-            )
-        return None
+def _geometries(infos: Iterable[OfferedProfile]) -> list[ProfileGeometry]:
+    return [info.geometry for info in infos]
 
 
 def _pack(
-    gpu: int,
-    table: list[_ProfileInfo],
-    keep: list[tuple[GpuInstance, _ProfileInfo]],
-    new: list[tuple[GiSpec, _ProfileInfo]],
-) -> tuple[list[int] | None, str]:
-    taken = [(gi.placement.start, info.size) for gi, info in keep]
-    ordered = sorted(range(len(new)), key=lambda i: (new[i][0].placement is None, -new[i][1].size, i))
-    search = _Search(table)
-    starts = search.place([new[i] for i in ordered], taken)
-    if starts is None:
-        return None, search.blocked_by
-    result = [0] * len(new)
-    for position, index in enumerate(ordered):
-        result[index] = starts[position]
-    return result, ""
+    table: Sequence[OfferedProfile],
+    keep: Sequence[tuple[GpuInstance, OfferedProfile]],
+    new: Sequence[tuple[GiSpec, OfferedProfile]],
+) -> Packing:
+    taken = [info.geometry.at(gi.placement.start) for gi, info in keep]
+    return pack(_geometries(table), taken, [(info.geometry, spec.placement) for spec, info in new])
 
 
-def _check_limits(gpu: int, infos: Sequence[_ProfileInfo], slices: int) -> str:
-    counts = Counter(info.profile.id for info in infos)
-    for info in {info.profile.id: info for info in infos}.values():
-        if counts[info.profile.id] > info.profile.total:
-            return (
-                f"GPU {gpu}: {counts[info.profile.id]} x {info.profile.short_name}, "
-                f"but at most {info.profile.total} fit (Total {info.profile.total})"
-            )
-    media = [info for info in infos if info.profile.ofa > 0]
-    if len(media) > 1:
-        names = ", ".join(info.profile.short_name for info in media)
-        return f"GPU {gpu}: {names} each need the GPU's one optical-flow engine (OFA); only one can have it"
-    needed = sum(info.size for info in infos)
-    if needed > slices:
-        return f"GPU {gpu}: the layout needs {needed} memory slices; the GPU has {slices}"
-    return ""
-
-
-def _feasible(gpu: int, table: list[_ProfileInfo], infos: list[_ProfileInfo], slices: int) -> bool:
-    if _check_limits(gpu, infos, slices):
-        return False
-    starts, _ = _pack(gpu, table, [], [(GiSpec(str(info.profile.id)), info) for info in infos])
-    return starts is not None
-
-
-def _suggest(gpu: int, table: list[_ProfileInfo], infos: list[_ProfileInfo], slices: int) -> list[str]:
+def _suggest(table: Sequence[OfferedProfile], infos: list[OfferedProfile], slices: int) -> list[str]:
     """Close layouts that fit: one GI fewer, or one GI one size smaller."""
-    smaller = sorted(table, key=lambda info: (-info.size, -info.profile.memory_gib))
-    candidates: list[list[_ProfileInfo]] = []
+    smaller = sorted(table, key=lambda info: (-info.geometry.size, -info.profile.memory_gib))
+    candidates: list[list[OfferedProfile]] = []
     for position, info in enumerate(infos):
         candidates.append(infos[:position] + infos[position + 1 :])
         for other in smaller:
-            if other.size < info.size and other.profile.ofa <= info.profile.ofa:
+            if other.geometry.size < info.geometry.size and other.profile.ofa <= info.profile.ofa:
                 candidates.append([*infos[:position], other, *infos[position + 1 :]])
                 break
     seen: set[tuple[str, ...]] = set()
     found = []
-    for candidate in sorted(candidates, key=lambda c: -sum(info.size for info in c)):
+    for candidate in sorted(candidates, key=lambda c: -sum(info.geometry.size for info in c)):
         names = tuple(sorted((info.profile.short_name for info in candidate), reverse=True))
         if names in seen or not candidate:
             continue
         seen.add(names)
-        if _feasible(gpu, table, candidate, slices):
+        if feasible(_geometries(table), _geometries(candidate), slices):
             found.append("[" + ", ".join(names) + "]")
         if len(found) == 3:
             break
@@ -320,7 +289,7 @@ def _suggest(gpu: int, table: list[_ProfileInfo], infos: list[_ProfileInfo], sli
 
 
 # One story, told in order: mode, resolve, check, keep, place, steps.
-def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: _NodeState) -> GpuPlan:  # noqa: PLR0912, PLR0915
+def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: NodeState) -> GpuPlan:  # noqa: PLR0912, PLR0915
     mode = state.modes.get(gpu)
     if mode is None:
         raise LayoutError(f"the layout names GPU {gpu}, which this node does not have")
@@ -349,25 +318,25 @@ def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: _NodeState) -
         if not mode.current:  # the driver lists no profiles for a GPU in MIG mode off (driver 545)
             return GpuPlan(gpu, (), (), (), tuple(steps), deferred=True)
         raise LayoutError(f"GPU {gpu}: nvidia-smi lists no GPU instance profiles for it")
-    resolved = [(spec, _resolve(table, spec, gpu)) for spec in desired]
+    resolved = [(spec, resolve_profile(table, spec.profile, gpu)) for spec in desired]
     for spec, info in resolved:
-        if spec.placement is not None and spec.placement not in info.starts:
-            allowed = ", ".join(map(str, info.starts))
+        if spec.placement is not None and spec.placement not in info.geometry.starts:
+            allowed = ", ".join(map(str, info.geometry.starts))
             raise LayoutError(
                 f"GPU {gpu}: {info.profile.short_name} cannot start at slice {spec.placement}; "
                 f"allowed starts: {allowed}"
             )
         _check_cis(spec, info, gpu)
-    slices = max((start + info.size for info in table for start in info.starts), default=0)
+    slices = slice_count(_geometries(table))
     infos = [info for _, info in resolved]
-    problem = _check_limits(gpu, infos, slices)
-    if problem:
-        raise LayoutError(problem, _suggest(gpu, table, infos, slices))
+    problem = limits_problem(_geometries(infos), slices)
+    if problem is not None:
+        raise LayoutError(f"GPU {gpu}: {problem}", _suggest(table, infos, slices))
 
     # Keep what matches (explicit placements first, so a floating spec cannot take their GI).
     remaining = list(current)
-    keep: list[tuple[GpuInstance, _ProfileInfo]] = []
-    new: list[tuple[GiSpec, _ProfileInfo]] = []
+    keep: list[tuple[GpuInstance, OfferedProfile]] = []
+    new: list[tuple[GiSpec, OfferedProfile]] = []
     for spec, info in sorted(resolved, key=lambda pair: pair[0].placement is None):
         expected = _expected_cis(spec, info)
         match = next(
@@ -385,12 +354,13 @@ def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: _NodeState) -
         else:
             remaining.remove(match)
             keep.append((match, info))
-    starts, why = _pack(gpu, table, keep, new)
-    if starts is None and keep:  # what is kept may be in the way: start over on this GPU
+    packing = _pack(table, keep, new)
+    if packing.starts is None and keep:  # what is kept may be in the way: start over on this GPU
         remaining, keep, new = list(current), [], list(resolved)
-        starts, why = _pack(gpu, table, keep, new)
+        packing = _pack(table, keep, new)
+    starts = packing.starts
     if starts is None:
-        raise LayoutError(f"GPU {gpu}: no arrangement fits: {why}", _suggest(gpu, table, infos, slices))
+        raise LayoutError(f"GPU {gpu}: no arrangement fits: {packing.why}", _suggest(table, infos, slices))
     destroy(remaining)
     created = [attrs.evolve(spec, placement=start) for (spec, _), start in zip(new, starts)]
     with_default = [gi for gi in created if gi.cis is None]
@@ -406,15 +376,14 @@ def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: _NodeState) -
         )
     if custom:
         steps.append(Step("create-gi", gpu, profiles=tuple(f"{gi.profile}:{gi.placement}" for gi in custom)))
-        for spec, (_, info) in zip(custom, [pair for pair in new if pair[0].cis is not None]):
+        for spec in custom:
             if spec.cis:
-                slices_of = info.profile.slices or 1
-                ordered = sorted(spec.cis, key=lambda ci: -_ci_slices(short_profile_name(ci), slices_of))
+                ordered = sorted(spec.cis, key=lambda ci: -_ci_slices(ci))
                 steps.append(Step("create-ci", gpu, profiles=tuple(ordered), gi_start=spec.placement))
     return GpuPlan(gpu, tuple(gi for gi, _ in keep), tuple(remaining), tuple(created), tuple(steps))
 
 
-def _plan(layout: Layout, state: _NodeState) -> Plan:
+def _plan(layout: Layout, state: NodeState) -> Plan:
     return Plan(layout, tuple(_plan_gpu(gpu, gis, state) for gpu, gis in layout.gpus.items()), state.reads)
 
 
@@ -424,7 +393,7 @@ def plan(layout: Layout, *, smi: Smi | None = None) -> Plan:
     Raises:
         LayoutError: the layout cannot be realised; it says why and suggests layouts that fit.
     """
-    return _plan(layout, _read(smi or default_client()))
+    return _plan(layout, read_node(smi or default_client()))
 
 
 # -- applying ---------------------------------------------------------------------------------------
@@ -469,7 +438,7 @@ def _run_steps(smi: Smi, steps: Iterable[Step], ran: list[Step], pending: list[M
         ran.append(step)
 
 
-def _layout_of(state: _NodeState, gpus: Iterable[int]) -> Layout:
+def _layout_of(state: NodeState, gpus: Iterable[int]) -> Layout:
     """The state read for a plan, as a Layout of ``gpus`` (explicit placements and CIs): what rollback restores."""
     specs: dict[int, tuple[GiSpec, ...] | None] = {}
     for gpu in gpus:
@@ -516,7 +485,7 @@ def apply(
             ``ran`` and ``restored`` say what changed.
     """
     smi = smi or default_client()
-    state = _read(smi)
+    state = read_node(smi)
     first = _plan(layout, state)
     ran: list[Step] = []
     try:

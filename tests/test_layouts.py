@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,8 @@ from smimig import GiSpec, Layout, LayoutError
 from smimig.layout import MigPartedDevice, resolve_mig_parted
 from smimig.runner import RunResult
 from smimig.sim import SimulatedRunner
-from smimig.sim.catalog import MODELS, GiProfile, GpuModel
+from smimig.sim.catalog import MODELS, GpuModel
+from tests.oracle import fits, multisets
 
 MUTATING = ("-cgi", "-cci", "-dci", "-dgi", "-mig")
 
@@ -41,38 +41,6 @@ class Counting:
 def smi_for(model: str, gpus: int = 1) -> tuple[smimig.Smi, Counting]:
     counting = Counting(SimulatedRunner(model, gpus=gpus, mig=True))
     return smimig.Smi(runner=counting), counting
-
-
-# -- the oracle: every arrangement tried, written apart from the planner -----------------------------
-
-
-def fits(model: GpuModel, profiles: Sequence[GiProfile]) -> bool:
-    """Whether some choice of allowed starts places every GI without overlap: a plain depth-first search over
-    slice bitmasks, in the given order, with no heuristics (the planner orders and scores; this does not)."""
-    counts = Counter(profile.id for profile in profiles)
-    if any(counts[profile.id] > profile.instances for profile in profiles):
-        return False
-    if sum(1 for profile in profiles if profile.ofa > 0) > 1:
-        return False
-    masks = [[((1 << profile.size) - 1) << start for start in profile.starts] for profile in profiles]
-
-    def place(index: int, used: int) -> bool:
-        if index == len(masks):
-            return True
-        return any(not used & mask and place(index + 1, used | mask) for mask in masks[index])
-
-    return place(0, 0)
-
-
-def multisets(model: GpuModel) -> list[tuple[GiProfile, ...]]:
-    """Every multiset within the instance limits whose memory slices add up to the GPU's at most."""
-    found: list[tuple[GiProfile, ...]] = []
-    ranges = [range(profile.instances + 1) for profile in model.gi_profiles]
-    for counts in itertools.product(*ranges):
-        chosen = tuple(p for p, n in zip(model.gi_profiles, counts) for _ in range(n))
-        if sum(p.size for p in chosen) <= model.slices:
-            found.append(chosen)
-    return found
 
 
 def _geometry(model: GpuModel) -> tuple[tuple[int, int, tuple[int, ...], int, bool, int], ...]:

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 
 import attrs
 
+from smimig.geometry import ProfileGeometry, ProfileName, short_profile_name, slice_count
+
 __all__ = [
     "MODELS",
     "CiProfileSpec",
@@ -49,12 +51,18 @@ class GiProfile:
 
     @property
     def short_name(self) -> str:
-        return self.name[4:]
+        """The name without ``MIG``: ``"2g.12gb"``."""
+        return short_profile_name(self.name)
 
     @property
     def media(self) -> bool:
         """Owns the GPU's media engines (OFA): at most one such GI at a time (inferred from the limits)."""
         return self.ofa > 0
+
+    @property
+    def geometry(self) -> ProfileGeometry:
+        """Its placements and limits, as the placement rules read them."""
+        return ProfileGeometry(self.id, self.short_name, self.size, self.starts, self.instances, self.media)
 
 
 @attrs.frozen
@@ -68,6 +76,11 @@ class CiProfileSpec:
     instances: int
     sm: int
     is_default: bool
+
+    @property
+    def geometry(self) -> ProfileGeometry:
+        """Its placements inside its GI, in compute slices, as the placement rules read them."""
+        return ProfileGeometry(self.id, short_profile_name(self.name), self.slices, self.starts, self.instances)
 
 
 @attrs.frozen
@@ -107,7 +120,7 @@ class GpuModel:
     @property
     def slices(self) -> int:
         """Memory slices, as placements count them: 8 on most, 4 on the A30, 12 on the RTX PRO 6000's grid."""
-        return max(start + profile.size for profile in self.gi_profiles for start in profile.starts)
+        return slice_count([profile.geometry for profile in self.gi_profiles])
 
 
 def mib_of(gib: float) -> int:
@@ -133,7 +146,7 @@ def _gi(
     sm, dec, enc, ce, jpeg, ofa = engines
     return GiProfile(
         id,
-        f"MIG {short}",
+        ProfileName.parse(short).full,
         slices,
         size,
         starts,
@@ -166,11 +179,12 @@ def ci_profiles_for(gi: GiProfile) -> tuple[CiProfileSpec, ...]:
     ``2g.48gb+gfx`` GI, ``MIG 1c.3g.40gb`` in a ``3g.40gb`` one; the full-size one has the GI's own name.
     """
     sizes = [size for size in (1, 2, 3, 4, 7) if size < gi.compute_slices] + [gi.compute_slices]
+    gi_name = ProfileName.parse(gi.name)
     profiles = []
     for size in sizes:
         full = size == gi.compute_slices
         starts = _ci_starts(size, gi.compute_slices) if not full else (0,)
-        name = gi.name if full else f"MIG {size}c.{gi.short_name}"
+        name = gi_name.compute_instance(size).full
         sm = gi.sm if full else gi.sm * size // gi.compute_slices
         profiles.append(CiProfileSpec(_CI_ID[size], name, size, starts, len(starts), sm, full))
     return tuple(profiles)

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from smimig.geometry import Placement, count_fitting, free_starts, limits_problem, ranked_starts, short_profile_name
 from smimig.sim.catalog import CiProfileSpec, GiProfile, GpuModel, ci_profiles_for, model_named
 
 __all__ = ["CiState", "Fault", "GiState", "GpuState", "Node", "ProcessState", "SimFailure"]
@@ -105,10 +106,6 @@ class GpuState:
     cis: list[CiState] = attrs.Factory(list)
 
 
-def _overlaps(start: int, size: int, other_start: int, other_size: int) -> bool:
-    return start < other_start + other_size and other_start < start + size
-
-
 def _lowest_free(used: Iterable[int], first: int) -> int:
     taken = set(used)
     candidate = first
@@ -177,7 +174,7 @@ class Node:
         for profile in self.ci_profiles(gi):
             if ref is None and profile.is_default:
                 return profile
-            if ref is not None and ref in (str(profile.id), profile.name, profile.name[4:]):
+            if ref is not None and ref in (str(profile.id), profile.name, short_profile_name(profile.name)):
                 return profile
         return None
 
@@ -186,51 +183,29 @@ class Node:
 
     # -- GPU instances ----------------------------------------------------------------------------
 
-    def _free_starts(self, gpu: int, profile: GiProfile, taken: list[tuple[int, int]]) -> list[int]:
-        return [
-            start
-            for start in profile.starts
-            if not any(_overlaps(start, profile.size, other, size) for other, size in taken)
-        ]
+    def _taken(self, gpu: int) -> list[Placement]:
+        return [self.gi_profile_of(gi).geometry.at(gi.start) for gi in self.gpus[gpu].gis]
 
-    def _taken(self, gpu: int) -> list[tuple[int, int]]:
-        return [(gi.start, self.gi_profile_of(gi).size) for gi in self.gpus[gpu].gis]
-
-    def _blocked_by(self, gpu: int, start: int, size: int) -> int:
-        taken = self._taken(gpu)
-        return sum(
-            1
-            for profile in self.model.gi_profiles
-            for free in self._free_starts(gpu, profile, taken)
-            if _overlaps(start, size, free, profile.size)
-        )
-
-    def _media_taken(self, gpu: int) -> bool:
-        return any(self.gi_profile_of(gi).media for gi in self.gpus[gpu].gis)
+    def _limits_refuse(self, gpu: int, profile: GiProfile) -> bool:
+        """Whether one more GI of ``profile`` breaks an instance limit or the one-media-GI rule."""
+        chosen = [self.gi_profile_of(gi).geometry for gi in self.gpus[gpu].gis] + [profile.geometry]
+        return limits_problem(chosen) is not None  # the slices are the placement's to check
 
     def gi_free_count(self, gpu: int, profile: GiProfile) -> int:
         """How many more GIs of this profile fit now (``-lgip`` Free)."""
-        state = self.gpus[gpu]
-        room = profile.instances - sum(1 for gi in state.gis if gi.profile_id == profile.id)
-        if profile.media and self._media_taken(gpu):
+        if self._limits_refuse(gpu, profile):
             return 0
-        taken = self._taken(gpu)
-        count = 0
-        for start in self._free_starts(gpu, profile, taken):
-            if not any(_overlaps(start, profile.size, other, size) for other, size in taken):
-                taken.append((start, profile.size))
-                count += 1
-        return max(0, min(room, count))
+        room = profile.instances - sum(1 for gi in self.gpus[gpu].gis if gi.profile_id == profile.id)
+        return max(0, min(room, count_fitting(profile.geometry, self._taken(gpu))))
 
     def create_gi(self, gpu: int, profile: GiProfile, start: int | None = None) -> GiState:
         state = self.gpus[gpu]
         if not state.mig_current:
             raise SimFailure("Not Supported")
-        if sum(1 for gi in state.gis if gi.profile_id == profile.id) >= profile.instances:
+        if self._limits_refuse(gpu, profile):
             raise SimFailure("Insufficient Resources")
-        if profile.media and self._media_taken(gpu):
-            raise SimFailure("Insufficient Resources")
-        free = self._free_starts(gpu, profile, self._taken(gpu))
+        offered = [other.geometry for other in self.model.gi_profiles]
+        free = ranked_starts(offered, self._taken(gpu), profile.geometry)  # the least blocking first
         if start is not None:
             if start not in profile.starts:
                 raise SimFailure("Invalid Argument")
@@ -240,7 +215,7 @@ class Node:
         elif not free:
             raise SimFailure("Insufficient Resources")
         else:
-            chosen = min(free, key=lambda candidate: (self._blocked_by(gpu, candidate, profile.size), candidate))
+            chosen = free[0]
         gi = GiState(_lowest_free((gi.id for gi in state.gis), 1), profile.id, chosen)
         state.gis.append(gi)
         state.gis.sort(key=lambda item: item.id)
@@ -282,26 +257,15 @@ class Node:
 
     # -- compute instances ------------------------------------------------------------------------
 
-    def _ci_free_starts(self, gpu: int, gi: GiState, profile: CiProfileSpec) -> list[int]:
-        taken = [(ci.start, self.ci_profile_of(gi, ci).slices) for ci in self.gpus[gpu].cis if ci.gi == gi.id]
-        return [
-            start
-            for start in profile.starts
-            if not any(_overlaps(start, profile.slices, other, size) for other, size in taken)
-        ]
+    def _ci_taken(self, gpu: int, gi: GiState) -> list[Placement]:
+        return [self.ci_profile_of(gi, ci).geometry.at(ci.start) for ci in self.gpus[gpu].cis if ci.gi == gi.id]
 
     def ci_free_count(self, gpu: int, gi: GiState, profile: CiProfileSpec) -> int:
-        taken = [(ci.start, self.ci_profile_of(gi, ci).slices) for ci in self.gpus[gpu].cis if ci.gi == gi.id]
-        count = 0
-        for start in profile.starts:
-            if not any(_overlaps(start, profile.slices, other, size) for other, size in taken):
-                taken.append((start, profile.slices))
-                count += 1
-        return count
+        return count_fitting(profile.geometry, self._ci_taken(gpu, gi))
 
     def create_ci(self, gpu: int, gi: GiState, profile: CiProfileSpec) -> CiState:
         state = self.gpus[gpu]
-        free = self._ci_free_starts(gpu, gi, profile)
+        free = free_starts(profile.geometry, self._ci_taken(gpu, gi))
         if not free:
             raise SimFailure("Insufficient Resources")
         ci_id = _lowest_free((ci.id for ci in state.cis if ci.gi == gi.id), 0)
@@ -339,22 +303,19 @@ class Node:
         for state in self.gpus:
             assert state.mig_current or not state.gis, "GIs on a GPU with MIG off"
             taken = self._taken(state.index)
-            for position, (start, size) in enumerate(taken):
-                assert start + size <= self.model.slices, "GI beyond the last slice"
-                for other, other_size in taken[position + 1 :]:
-                    assert not _overlaps(start, size, other, other_size), "GIs overlap"
+            for position, placement in enumerate(taken):
+                assert placement.end <= self.model.slices, "GI beyond the last slice"
+                assert not any(placement.overlaps(other) for other in taken[position + 1 :]), "GIs overlap"
             assert len({gi.id for gi in state.gis}) == len(state.gis), "duplicate GI id"
-            for profile in self.model.gi_profiles:
-                assert sum(1 for gi in state.gis if gi.profile_id == profile.id) <= profile.instances
-            assert sum(1 for gi in state.gis if self.gi_profile_of(gi).media) <= 1, "media engines twice"
+            problem = limits_problem([self.gi_profile_of(gi).geometry for gi in state.gis])
+            assert problem is None, problem  # instance limits, media engines once
             for gi in state.gis:
                 cis = [ci for ci in state.cis if ci.gi == gi.id]
                 assert len({ci.id for ci in cis}) == len(cis), "duplicate CI id"
-                spans = [(ci.start, self.ci_profile_of(gi, ci).slices) for ci in cis]
-                for position, (start, size) in enumerate(spans):
-                    assert start + size <= self.gi_profile_of(gi).compute_slices, "CI outside its GI"
-                    for other, other_size in spans[position + 1 :]:
-                        assert not _overlaps(start, size, other, other_size), "CIs overlap"
+                spans = self._ci_taken(state.index, gi)
+                for position, placement in enumerate(spans):
+                    assert placement.end <= self.gi_profile_of(gi).compute_slices, "CI outside its GI"
+                    assert not any(placement.overlaps(other) for other in spans[position + 1 :]), "CIs overlap"
             assert all(self.gi(state.index, ci.gi) is not None for ci in state.cis), "CI without GI"
 
     def to_json(self) -> dict[str, object]:
