@@ -65,9 +65,9 @@ def seed() -> SimulatedRunner:
     return runner
 
 
-def h100_mig_on() -> SimulatedRunner:
-    """One H100 80GB in MIG mode with nothing carved: room for the ``1g.10gb`` the lease examples ask for."""
-    return SimulatedRunner("H100-80GB", gpus=1, mig=True)
+def a100_mig_on() -> SimulatedRunner:
+    """One A100 40GB in MIG mode with nothing carved: room for the ``1g.10gb`` the lease examples ask for."""
+    return SimulatedRunner("A100-40GB", gpus=1, mig=True)
 
 
 STARTS: dict[str, Callable[[], SimulatedRunner]] = {
@@ -75,10 +75,10 @@ STARTS: dict[str, Callable[[], SimulatedRunner]] = {
     "smimig.client.Smi.create_gi": mig_on,
     "smimig.client.Smi.create_ci": gis_without_cis,
     "smimig.client.Smi.destroy_gi": gis_without_cis,
-    "smimig.leases": h100_mig_on,
+    "smimig.leases": a100_mig_on,
     "README.md, Changing MIG state": fresh,
     "README.md, Changing MIG state #2": mig_on,
-    "README.md, Shared nodes": h100_mig_on,
+    "README.md, Shared nodes": a100_mig_on,
 }
 """Examples that do not start from the seed's node (:func:`seed`), by name (a docstring's qualified name;
 README blocks by their heading, ``#2`` for the second block under one heading)."""
