@@ -5,10 +5,13 @@ Each example starts from a fresh simulated node, and smimig's module-level funct
 …) talk to it. Unless ``STARTS`` names another starting point, that node is the seed's: four A30s at the
 end of the seed's walk-through (what ``examples/walkthrough.ipynb`` builds): GPU 0 in MIG mode with GPU
 instances 1 and 2 (``2g.12gb``), each holding two ``1c.2g.12gb`` compute instances. An example that shows
-a change needs the node as it was before the change: add its name to ``STARTS``. The examples run in a
-temporary directory holding a ``train.py`` that prints the device it was given, so ``["python",
-"train.py"]`` runs as shown. Output is compared with ``ELLIPSIS`` and ``NORMALIZE_WHITESPACE``: ``...``
-stands for any text (a UUID, the rest of a list), and a long result may be wrapped over several lines.
+a change needs the node as it was before the change: add its name to ``STARTS``.
+
+The examples run in a temporary directory holding a ``train.py`` that prints the device it was given, with
+this interpreter first on PATH, so ``["python", "train.py"]`` runs as shown. Output is compared with
+``ELLIPSIS`` and ``NORMALIZE_WHITESPACE``: ``...`` stands for any text (a UUID, the rest of a list), and a
+long result may be wrapped over several lines. An example that cannot run here (it needs a real host) says
+``# doctest: +SKIP``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import pkgutil
 import re
 import sys
+import types
 from pathlib import Path
 from typing import Callable
 
@@ -87,7 +91,7 @@ README blocks by their heading, ``#2`` for the second block under one heading)."
 # -- finding the examples -------------------------------------------------------------------------------
 
 
-def smimig_modules() -> list[object]:
+def smimig_modules() -> list[types.ModuleType]:
     names = ["smimig", *(info.name for info in pkgutil.walk_packages(smimig.__path__, "smimig."))]
     return [importlib.import_module(name) for name in sorted(names) if not name.endswith("__main__")]
 
@@ -100,24 +104,20 @@ def docstring_examples() -> list[doctest.DocTest]:
 
 def readme_examples(text: str | None = None) -> list[doctest.DocTest]:
     """One doctest per ```python block of README.md, named after the heading it sits under."""
-    text = README.read_text(encoding="utf-8") if text is None else text
-    parser = doctest.DocTestParser()
+    lines = (README.read_text(encoding="utf-8") if text is None else text).splitlines(keepends=True)
     found: list[doctest.DocTest] = []
-    heading, seen = "README.md", dict[str, int]()
-    lines = text.splitlines(keepends=True)
-    number = 0
-    while number < len(lines):
-        line = lines[number]
-        if line.startswith("#") and re.match(r"#{1,4} ", line):
-            heading = line.lstrip("#").strip()
-        if line.rstrip() == "```python":
-            end = next(index for index in range(number + 1, len(lines)) if lines[index].rstrip() == "```")
-            seen[heading] = seen.get(heading, 0) + 1
-            name = f"README.md, {heading}" + (f" #{seen[heading]}" if seen[heading] > 1 else "")
-            block = "".join(lines[number + 1 : end])
-            found.append(parser.get_doctest(block, {}, name, str(README), number + 1))
-            number = end
-        number += 1
+    heading, blocks_under_heading, start = "README.md", 0, None
+    for number, line in enumerate(lines):
+        if start is None and re.match(r"#{1,4} ", line):
+            heading, blocks_under_heading = line.lstrip("#").strip(), 0
+        elif start is None and line.rstrip() == "```python":
+            start = number + 1
+        elif start is not None and line.rstrip() == "```":
+            blocks_under_heading += 1
+            name = f"README.md, {heading}" + (f" #{blocks_under_heading}" if blocks_under_heading > 1 else "")
+            block = "".join(lines[start:number])
+            found.append(doctest.DocTestParser().get_doctest(block, {}, name, str(README), start))
+            start = None
     return found
 
 
