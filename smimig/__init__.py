@@ -83,6 +83,7 @@ if TYPE_CHECKING:  # the exported names of submodules, one a line: the package's
     from smimig.runner import RunResult as RunResult
     from smimig.runner import SshRunner as SshRunner
     from smimig.runner import SubprocessRunner as SubprocessRunner
+    from smimig.testing import FakeRunner as FakeRunner
 
 
 def _read_exports() -> dict[str, str]:
@@ -110,6 +111,8 @@ _SUBMODULES = frozenset(
         "client",
         "diagnostics",
         "errors",
+        "exit_codes",
+        "geometry",
         "jobs",
         "layout",
         "leases",
@@ -120,6 +123,7 @@ _SUBMODULES = frozenset(
         "planner",
         "runner",
         "sim",
+        "testing",
     )
 )
 

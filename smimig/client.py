@@ -110,7 +110,7 @@ class Smi:
 
     >>> smi = Smi()                        # the real nvidia-smi on this machine
     >>> smi = Smi(sudo=True)               # ... through ``sudo -n``
-    >>> smi = Smi(runner=my_runner)        # anything with ``run(args) -> RunResult``
+    >>> smi = Smi(runner=smimig.sim.SimulatedRunner("A30"))  # anything with ``run(args) -> RunResult``
 
     Every method mirrors one nvidia-smi command and returns models; the module-level functions of
     :mod:`smimig` call the same methods on a default client.
@@ -214,7 +214,7 @@ class Smi:
         ``-L`` does not take ``-i`` (driver 580 refuses it), so a selection is made here, after parsing.
 
         >>> smimig.list_gpus()
-        [Gpu(index=0, name='NVIDIA A30', uuid='GPU-d843…', mig_devices=(MigDevice(…), …)), …]
+        [Gpu(index=0, name='NVIDIA A30', uuid='GPU-d843...', mig_devices=(MigDevice(...), ...)), ...]
 
         Command line equivalent: ``nvidia-smi -L``
         """
@@ -242,7 +242,7 @@ class Smi:
         """The GPU instance profiles of each GPU, with free/total instance counts.
 
         >>> smimig.list_gi_profiles(0)[2]
-        GpuInstanceProfile(gpu=0, name='MIG 2g.12gb', id=5, free=2, total=2, memory_gib=11.69, …)
+        GpuInstanceProfile(gpu=0, name='MIG 2g.12gb', id=5, free=0, total=2, memory_gib=11.69, ...)
 
         Command line equivalent: ``nvidia-smi mig [-i N] -lgip``
         """
@@ -252,7 +252,7 @@ class Smi:
         """The possible placements of each GPU instance profile.
 
         >>> smimig.list_gi_placements(0)[2]
-        GpuInstancePlacements(gpu=0, profile_id=5, placements=(Placement(start=0, size=2), …))
+        GpuInstancePlacements(gpu=0, profile_id=5, placements=(Placement(start=0, size=2), ...))
 
         Command line equivalent: ``nvidia-smi mig [-i N] -lgipp``
         """
@@ -262,7 +262,7 @@ class Smi:
         """The GPU instances.
 
         >>> smimig.list_gis(0)
-        [GpuInstance(gpu=0, name='MIG 2g.12gb', profile_id=5, id=1, placement=Placement(0, 2)), …]
+        [GpuInstance(gpu=0, name='MIG 2g.12gb', profile_id=5, id=1, placement=Placement(start=0, size=2)), ...]
 
         Command line equivalent: ``nvidia-smi mig [-i N] -lgi``
         """
@@ -272,7 +272,7 @@ class Smi:
         """The compute instance profiles available in each GPU instance.
 
         >>> smimig.list_ci_profiles(0, gi=1)[1]
-        ComputeInstanceProfile(gpu=0, gi=1, name='MIG 2g.12gb', id=1, is_default=True, …)
+        ComputeInstanceProfile(gpu=0, gi=1, name='MIG 2g.12gb', id=1, is_default=True, ...)
 
         Command line equivalent: ``nvidia-smi mig [-i N] [-gi G] -lcip``
         """
@@ -289,7 +289,7 @@ class Smi:
         """The compute instances.
 
         >>> smimig.list_cis(0)
-        [ComputeInstance(gpu=0, gi=1, name='MIG 1c.2g.12gb', profile_id=0, id=0, …), …]
+        [ComputeInstance(gpu=0, gi=1, name='MIG 1c.2g.12gb', profile_id=0, id=0, ...), ...]
 
         Command line equivalent: ``nvidia-smi mig [-i N] [-gi G] -lci``
         """
@@ -299,7 +299,7 @@ class Smi:
         """The MIG devices with their memory, BAR1 and engine figures (the "MIG devices:" table).
 
         >>> smimig.list_mig_devices(0)[0]
-        MigDeviceUsage(gpu=0, gi=1, ci=0, index=0, memory_used_mib=25, memory_total_mib=11968, …)
+        MigDeviceUsage(gpu=0, gi=1, ci=0, index=0, memory_used_mib=25, memory_total_mib=11968, ...)
 
         Command line equivalent: ``nvidia-smi [-i N]``
         """
@@ -355,7 +355,7 @@ class Smi:
         index to its GI and CI.
 
         >>> smimig.devices(0)[0]
-        MigDeviceInfo(gpu=0, gi=1, ci=0, index=0, uuid='MIG-89b757f7-…', name='MIG 1c.2g.12gb')
+        MigDeviceInfo(gpu=0, gi=1, ci=0, index=0, uuid='MIG-89b757f7-...', name='MIG 1c.2g.12gb')
 
         Command line equivalent: ``nvidia-smi -L`` and ``nvidia-smi [-i N]``
         """
@@ -400,7 +400,7 @@ class Smi:
         ``pending=True`` and nvidia-smi's reason and advice; it does not raise.
 
         >>> smimig.enable_mig(0)
-        [MigModeChange(gpu=0, bus_id='00000000:17:00.0', enabled=True, pending=False, reason=None, …)]
+        [MigModeChange(gpu=0, bus_id='00000000:17:00.0', enabled=True, pending=False, reason=None, ...)]
 
         Raises:
             PermissionDenied: not root ("Insufficient Permissions").
@@ -450,7 +450,7 @@ class Smi:
 
         >>> smimig.create_gi(0, ["5", "5"], ci=True)
         [CreatedGpuInstance(gpu=0, id=1, profile_name='MIG 2g.12gb', profile_id=5,
-            compute_instances=(CreatedComputeInstance(gpu=0, gi=1, id=0, …),)), …]
+            compute_instances=(CreatedComputeInstance(gpu=0, gi=1, id=0, ...),)), ...]
 
         Raises:
             ValueError: a bad argument; no process is started.
@@ -473,7 +473,7 @@ class Smi:
         """Create compute instances in GPU instance ``gi`` (None: one of the default profile).
 
         >>> smimig.create_ci(0, 1, ["0", "0"])
-        [CreatedComputeInstance(gpu=0, gi=1, id=0, profile_name='MIG 1c.2g.12gb', profile_id=0), …]
+        [CreatedComputeInstance(gpu=0, gi=1, id=0, profile_name='MIG 1c.2g.12gb', profile_id=0), ...]
 
         Raises:
             ValueError, MigOperationError, PermissionDenied: as :meth:`create_gi`.

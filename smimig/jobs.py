@@ -3,7 +3,11 @@
 >>> for device in smimig.devices(0):
 ...     print(smimig.cuda_visible_devices(device))
 MIG-89b757f7-3c4c-5b1c-9476-a11b14aa9308
+MIG-bdf043cc-8668-599c-95b0-5b640d416440
+MIG-6df26cf8-a984-58d3-978e-acb0c808d513
+MIG-6f79e1f8-f1ed-5121-976a-4ff3f0df8634
 >>> smimig.run_on_each(["python", "train.py"])   # the seed's last step, one process per MIG device
+[DeviceRun(device=MigDeviceInfo(gpu=0, gi=1, ci=0, index=0, uuid='MIG-89b757f7-...', ...), pid=..., returncode=0), ...]
 """
 
 from __future__ import annotations

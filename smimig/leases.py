@@ -1,7 +1,9 @@
 """Leases: a MIG device for exactly as long as you need it, safe when others share the node.
 
+>>> import subprocess
 >>> with smimig.lease("1g.10gb") as device:
 ...     subprocess.run(["python", "train.py"], env=device.env)
+CompletedProcess(args=['python', 'train.py'], returncode=0)
 
 ``lease`` finds room for the profile (on any GPU in MIG mode unless ``gpu`` says which), creates the GPU
 instance at the placement that fragments the GPU least, creates its compute instance, and on exit (normal,

@@ -1,17 +1,24 @@
-"""The Ansible collection end to end: a playbook against localhost (connection local), the simulator's
-stand-in binary as nvidia-smi. ansible-core comes with the test extra."""
+"""The Ansible collection: its modules in process against the simulator, and (marked slow) end to end, a
+playbook against localhost (connection local) with the simulator's stand-in binary as nvidia-smi.
+ansible-core comes with the test extra."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import smimig
+from smimig.sim import Fault, SimulatedRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOK = """
@@ -91,6 +98,7 @@ def play(tmp_path: Path, playbook: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_playbook(tmp_path: Path) -> None:
     stand_in = stand_in_for(tmp_path, "A100-40GBx2")
     result = play(tmp_path, PLAYBOOK.format(stand_in=stand_in))
@@ -101,6 +109,7 @@ def test_playbook(tmp_path: Path) -> None:
     assert sorted(gi.short_name for gi in smi.list_gis(0)) == ["1g.5gb", "1g.5gb", "2g.10gb", "3g.20gb"]
 
 
+@pytest.mark.slow
 def test_the_collection_builds(tmp_path: Path) -> None:
     galaxy = ansible_tool("ansible-galaxy")
     source = ROOT / "ansible" / "ansible_collections" / "smimig" / "mig"
@@ -125,6 +134,7 @@ FAILING = """
 """
 
 
+@pytest.mark.slow
 def test_a_failed_apply_reports_what_ran_and_what_was_restored(tmp_path: Path) -> None:
     stand_in = stand_in_for(tmp_path, "A100-40GBx1")
     smi = smimig.Smi(runner=smimig.SubprocessRunner(str(stand_in)))
@@ -137,4 +147,66 @@ def test_a_failed_apply_reports_what_ran_and_what_was_restored(tmp_path: Path) -
     assert '"ran": [' in result.stdout
     assert "nvidia-smi mig -i 0 -gi 1,2 -dgi" in result.stdout
     assert '"restored": [' in result.stdout
+    assert smi.export() == before
+
+
+# -- the modules in process: what the playbooks above check, without starting Ansible ----------------
+
+
+@pytest.fixture
+def module(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``module("mig_layout", {...}, node)`` runs a module's main() here, its smimig.Smi() answered by ``node``."""
+    pytest.importorskip("ansible", reason="ansible-core is in the test extra")
+    monkeypatch.syspath_prepend(str(ROOT / "ansible"))
+
+    def run(name: str, args: dict[str, Any], node: SimulatedRunner) -> tuple[int, dict[str, Any]]:
+        real = smimig.Smi
+        monkeypatch.setattr(smimig, "Smi", lambda *_, **__: real(runner=node))
+        main = importlib.import_module(f"ansible_collections.smimig.mig.plugins.modules.{name}").main
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), module_args(args, monkeypatch), pytest.raises(SystemExit) as exited:
+            main()
+        return int(exited.value.code or 0), json.loads(out.getvalue())
+
+    return run
+
+
+def module_args(args: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> contextlib.AbstractContextManager[None]:
+    """What Ansible hands a module: ansible-core's own test helper where it has one (2.19 on)."""
+    try:
+        from ansible.module_utils.testing import patch_module_args  # noqa: PLC0415  # ansible-core 2.19+
+    except ImportError:  # earlier versions read the arguments from basic._ANSIBLE_ARGS
+        from ansible.module_utils import basic  # noqa: PLC0415
+
+        monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
+        return contextlib.nullcontext()
+    result: contextlib.AbstractContextManager[None] = patch_module_args(args)
+    return result
+
+
+def test_modules_apply_check_and_report(module: Any) -> None:
+    node = SimulatedRunner("A100-40GB", gpus=2)
+    layout = {"0": ["3g.20gb", "2g.10gb", "1g.5gb", "1g.5gb"], "1": []}
+    code, first = module("mig_layout", {"layout": layout}, node)
+    assert (code, first["changed"], len(first["devices"])) == (0, True, 4)
+    code, second = module("mig_layout", {"layout": layout}, node)
+    assert (code, second["changed"], second["steps"]) == (0, False, [])
+    code, checked = module("mig_layout", {"layout": {"0": ["7g.40gb"]}, "_ansible_check_mode": True}, node)
+    assert (code, checked["changed"]) == (0, True)
+    assert checked["steps"][-1] == "nvidia-smi mig -i 0 -cgi 7g.40gb:0 -C"
+    code, facts = module("mig_facts", {}, node)
+    assert code == 0
+    gis = facts["ansible_facts"]["smimig_mig"]["gis"]
+    assert sorted(gi["name"] for gi in gis) == ["MIG 1g.5gb", "MIG 1g.5gb", "MIG 2g.10gb", "MIG 3g.20gb"]
+
+
+def test_module_failure_reports_what_ran_and_what_was_restored(module: Any) -> None:
+    node = SimulatedRunner("A100-40GB", gpus=1, mig=True, faults=[Fault("-cgi", "Insufficient Resources", nth=2)])
+    smi = smimig.Smi(runner=node)
+    smi.create_gi(0, ["3g.20gb", "1g.5gb"], ci=True)
+    before = smi.export()
+    code, failed = module("mig_layout", {"layout": {"0": ["7g.40gb"]}}, node)
+    assert (code, failed["failed"]) == (1, True)
+    assert "nvidia-smi mig -i 0 -gi 1,2 -dgi" in failed["ran"]
+    assert failed["restored"]
     assert smi.export() == before

@@ -1,7 +1,9 @@
-"""The smimig command, run as a user runs it: the console script in a subprocess, against the simulator."""
+"""The smimig command, run as a user runs it, against the simulator: cli.main() in process, and in the slow
+run the same tests through the console script in a subprocess."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -22,18 +24,34 @@ _BESIDE = Path(sys.executable).parent / "smimig"
 SMIMIG = str(_BESIDE) if _BESIDE.exists() else shutil.which("smimig") or ""
 
 
-@pytest.fixture
-def run(tmp_path: Path) -> Any:
+def in_process(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """cli.main(argv) with its output captured; argparse's exits (usage errors, --help) give their code."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(argv)
+        except SystemExit as exited:
+            code = exited.code if isinstance(exited.code, int) else 1
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+def console_script(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    prefix = [SMIMIG] if SMIMIG else [sys.executable, "-m", "smimig"]
+    return subprocess.run([*prefix, *argv], capture_output=True, text=True, check=False, timeout=60)
+
+
+@pytest.fixture(
+    params=[in_process, pytest.param(console_script, marks=pytest.mark.slow)], ids=["in-process", "console-script"]
+)
+def run(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """``run("status", ...)`` runs ``smimig --simulate A30x4 …`` with its own cache directory."""
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    env.pop(ENV_VAR, None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(ENV_VAR, raising=False)
 
     def smimig(*args: str, simulate: str | None = "A30x4") -> subprocess.CompletedProcess[str]:
-        prefix = [SMIMIG] if SMIMIG else [sys.executable, "-m", "smimig"]
         extra = ["--simulate", simulate] if simulate else []
-        return subprocess.run(
-            [*prefix, *extra, *args], capture_output=True, text=True, env=env, check=False, timeout=60
-        )
+        result: subprocess.CompletedProcess[str] = request.param([*extra, *args])
+        return result
 
     return smimig
 
@@ -177,7 +195,7 @@ def test_help_reads_well(run: Any) -> None:
     assert "exit codes:" in result.stdout
 
 
-def test_python_dash_m(run: Any, tmp_path: Path) -> None:
+def test_python_dash_m(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     result = subprocess.run(
         [sys.executable, "-m", "smimig", "--simulate", "H100-80GB", "profiles", "--json"],

@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import smimig
 from smimig import Layout
 from smimig.runner import RunResult
 from smimig.sim import SimulatedRunner
+from smimig.testing import FakeRunner
 
 
-class Slow:
-    """Each call takes 50 ms of waiting; records how many run at the same time."""
+class InFlight:
+    """Answers from the simulator and records how many calls are in flight at once, and on which threads.
 
-    def __init__(self, runner: SimulatedRunner) -> None:
-        self.runner, self.lock, self.running, self.most = runner, threading.Lock(), 0, 0
+    Each call waits until ``together`` calls are in flight (once that has happened, none waits again), so
+    reads issued at once are all seen overlapping, whatever the machine's load: no clock decides. Reads
+    issued one after another would each wait in vain; ``patience`` bounds that wait so such a test fails
+    instead of hanging.
+    """
 
-    def run(self, args: Sequence[str]) -> RunResult:
+    def __init__(self, runner: SimulatedRunner, together: int = 1, patience: float = 30.0) -> None:
+        self.runner, self.together, self.patience = runner, together, patience
+        self.lock, self.all_in = threading.Lock(), threading.Event()
+        self.running, self.most = 0, 0
+        self.threads: set[int] = set()
+
+    def __call__(self, args: tuple[str, ...]) -> RunResult:
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)
-        time.sleep(0.05)
+            self.threads.add(threading.get_ident())
+            if self.running >= self.together:
+                self.all_in.set()
+        self.all_in.wait(self.patience)
         try:
             return self.runner.run(args)
         finally:
@@ -34,26 +45,26 @@ class Slow:
 def test_status_reads_at_once_and_matches_one_by_one() -> None:
     runner = SimulatedRunner("A100-40GB", gpus=4, mig=True)
     smimig.Smi(runner=runner).apply(Layout.from_dict({0: ["3g.20gb", "2g.10gb", "1g.5gb"], 2: ["7g.40gb"]}))
-    slow = Slow(runner)
-    at_once = smimig.Smi(runner=slow)
-    start = time.perf_counter()
+    in_flight = InFlight(runner, together=6)
+    at_once = smimig.Smi(runner=FakeRunner(handler=in_flight))
     together = at_once.status()
-    elapsed = time.perf_counter() - start
-    assert slow.most == 6
-    assert elapsed < 0.25  # six 50 ms reads, not 300 ms one after another
+    assert in_flight.most == 6  # all six reads were running at the same time
     assert together == smimig.Smi(runner=runner, max_workers=1).status()
     assert at_once.plan(Layout.from_dict({0: ["3g.20gb", "2g.10gb", "1g.5gb"]})).is_noop
     assert at_once.export() == smimig.Smi(runner=runner, max_workers=1).export()
 
 
 def test_changes_stay_one_at_a_time() -> None:
-    slow = Slow(SimulatedRunner("A100-40GB", gpus=2, mig=True))
-    smimig.Smi(runner=slow).apply(Layout.from_dict({0: ["1g.5gb"] * 7, 1: ["3g.20gb", "3g.20gb"]}))
-    slow.most = 0
-    smi = smimig.Smi(runner=slow)
+    runner = SimulatedRunner("A100-40GB", gpus=2, mig=True)
+    smimig.Smi(runner=runner).apply(Layout.from_dict({0: ["1g.5gb"] * 7, 1: ["3g.20gb", "3g.20gb"]}))
+    in_flight = InFlight(runner)
+    fake = FakeRunner(handler=in_flight)
+    smi = smimig.Smi(runner=fake)
     smi.destroy_ci(0)
     smi.destroy_gi(0)
-    assert slow.most == 1
+    assert fake.calls == [("mig", "-i", "0", "-dci"), ("mig", "-i", "0", "-dgi")]
+    assert in_flight.most == 1
+    assert in_flight.threads == {threading.get_ident()}  # run by the caller itself, so one after another
 
 
 def test_the_in_process_simulator_is_thread_safe() -> None:

@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import smimig
 from smimig.sim import SimulatedRunner
+from smimig.testing import FakeRunner
 
 
 def test_healthy_node() -> None:
@@ -42,6 +45,21 @@ def test_pending_because_a_process_uses_the_gpu() -> None:
     assert smi.doctor().healthy
 
 
+def test_a_listing_it_cannot_parse_is_named_and_saved(tmp_path: Path) -> None:
+    new_layout = "+------+\n| GPU instances (new layout):  |\n+------+\n"
+    runner = FakeRunner({("mig", "-lgi"): new_layout}, handler=SimulatedRunner("A30", gpus=1).run)
+    report = smimig.Smi(runner=runner).doctor(save_dir=tmp_path)
+    assert not report.healthy
+    (problem,) = (check for check in report.listings if not check.ok)
+    assert (problem.name, problem.command) == ("GPU instances", "nvidia-smi mig -lgi")
+    assert problem.saved_to == str(tmp_path / "gpu-instances.txt")
+    assert (tmp_path / "gpu-instances.txt").read_text() == f"$ nvidia-smi mig -lgi\n# exit code 0\n{new_layout}"
+    assert sum(1 for check in report.listings if check.ok) == len(report.listings) - 1
+    line = next(line for line in str(report).splitlines() if line.startswith("!!"))
+    assert line.startswith("!!  listing 'GPU instances' (nvidia-smi mig -lgi) not understood")
+
+
+@pytest.mark.slow
 def test_output_it_cannot_parse_is_named_and_saved(tmp_path: Path) -> None:
     state = tmp_path / "node.json"
     fake = tmp_path / "nvidia-smi"

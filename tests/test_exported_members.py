@@ -29,6 +29,7 @@ PUBLIC = [
     "DestroyedGpuInstance",
     "DeviceRun",
     "DoctorReport",
+    "FakeRunner",
     "GiProfileSpec",
     "GiSpec",
     "Gpu",

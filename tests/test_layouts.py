@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,29 +12,23 @@ import pytest
 import smimig
 from smimig import GiSpec, Layout, LayoutError
 from smimig.layout import MigPartedDevice, resolve_mig_parted
-from smimig.runner import RunResult
 from smimig.sim import SimulatedRunner
 from smimig.sim.catalog import MODELS, GpuModel
+from smimig.testing import FakeRunner
 from tests.oracle import fits, multisets
 
 MUTATING = ("-cgi", "-cci", "-dci", "-dgi", "-mig")
 
 
-class Counting:
-    """A runner that counts the calls it passes on, and which of them change something."""
+class Counting(FakeRunner):
+    """The simulator behind a FakeRunner, which records every call; ``mutating`` lists those that change something."""
 
-    def __init__(self, runner: Any) -> None:
-        self.runner = runner
-        self.calls: list[list[str]] = []
-
-    def run(self, args: Sequence[str]) -> RunResult:
-        self.calls.append(list(args))
-        result: RunResult = self.runner.run(args)
-        return result
+    def __init__(self, runner: SimulatedRunner) -> None:
+        super().__init__(handler=runner.run)
 
     @property
     def mutating(self) -> list[list[str]]:
-        return [call for call in self.calls if any(option in call for option in MUTATING)]
+        return [list(call) for call in self.calls if any(option in call for option in MUTATING)]
 
 
 def smi_for(model: str, gpus: int = 1) -> tuple[smimig.Smi, Counting]:

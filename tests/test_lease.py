@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 import smimig
-from smimig import LeaseError
+from smimig import LeaseError, cli
 from smimig.sim import Fault, SimulatedRunner
 
 
@@ -98,7 +100,39 @@ def test_bad_arguments_start_nothing() -> None:
     assert runner.node.calls == {}
 
 
-# -- many processes, one node -----------------------------------------------------------------------
+def test_seven_threads_lease_at_once() -> None:
+    smi, runner = node()
+    together = threading.Barrier(7, timeout=60)  # each holds its device until all seven hold theirs
+
+    def one(_: int) -> str:
+        with smi.lease("1g.5gb") as held:
+            together.wait()
+            return held.uuid
+
+    with ThreadPoolExecutor(max_workers=7) as pool:
+        uuids = list(pool.map(one, range(7)))
+    assert len(set(uuids)) == 7  # all at once, all distinct
+    assert smi.list_gis() == []
+    runner.node.check()
+
+
+def test_cli_lease_runs_the_command_and_passes_its_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    simulate = ["--simulate", "A100-40GBx1"]
+    assert cli.main([*simulate, "mode", "on", "-i", "0"], io.StringIO(), io.StringIO()) == 0
+    code = "import os, sys; print(os.environ['CUDA_VISIBLE_DEVICES']); sys.exit(7)"
+    err = io.StringIO()
+    assert cli.main([*simulate, "lease", "1g.5gb", "--", sys.executable, "-c", code], io.StringIO(), err) == 7
+    assert capfd.readouterr().out.startswith("MIG-")  # the command's own output, straight to the terminal
+    assert "smimig: leased MIG 1g.5gb on GPU 0" in err.getvalue()
+    gis = io.StringIO()
+    assert cli.main([*simulate, "gis"], gis, io.StringIO()) == 0
+    assert gis.getvalue() == "(none)\n"
+
+
+# -- many processes, one node (slow: each nvidia-smi call starts the stand-in binary) ----------------
 
 
 def stand_in(tmp_path: Path) -> dict[str, str]:
@@ -128,6 +162,7 @@ with smimig.lease("1g.5gb") as held:
 """
 
 
+@pytest.mark.slow
 def test_seven_processes_lease_at_once(tmp_path: Path) -> None:
     env = stand_in(tmp_path)
     barrier = tmp_path / "barrier"
@@ -148,6 +183,7 @@ def test_seven_processes_lease_at_once(tmp_path: Path) -> None:
     assert leftover.stdout == "No GPU instances found: Not Found\n"
 
 
+@pytest.mark.slow
 def test_cli_lease_passes_the_exit_code(tmp_path: Path) -> None:
     env = stand_in(tmp_path)
     code = "import os, sys; print(os.environ['CUDA_VISIBLE_DEVICES']); sys.exit(7)"

@@ -1,4 +1,5 @@
-"""SshRunner end to end against a real OpenSSH server on 127.0.0.1, its nvidia-smi being the simulator.
+"""SshRunner: what it runs and how it reads ssh's failures (in process, ssh faked by pytest-subprocess), and,
+in the slow run, end to end against a real OpenSSH server on 127.0.0.1, its nvidia-smi being the simulator.
 
 The server runs with a throw-away host key and user key from a temporary directory; .ci/run installs
 Debian's openssh-server. The seed's walk-through runs through SshRunner.
@@ -6,6 +7,7 @@ Debian's openssh-server. The seed's walk-through runs through SshRunner.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
@@ -14,12 +16,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
 
 import smimig
-from smimig import RemoteError, SshRunner
+from smimig import RemoteError, SshRunner, cli
+from smimig.sim import SimulatedRunner
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -103,6 +107,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_seed_walkthrough_over_ssh(server: Server) -> None:
     smi = smimig.Smi(runner=server.runner())
     assert next(gpu.uuid for gpu in smi.list_gpus()) == "GPU-d8430827-89da-89df-1d70-bde0c9883859"
@@ -126,6 +131,7 @@ def test_seed_walkthrough_over_ssh(server: Server) -> None:
     assert smi.list_gis(0) == []
 
 
+@pytest.mark.slow
 def test_arguments_cannot_escape(server: Server, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     runner = server.runner()
@@ -138,6 +144,7 @@ def test_arguments_cannot_escape(server: Server, tmp_path: Path) -> None:
         smimig.Smi(runner=runner).create_gi(0, ["5; touch x"])
 
 
+@pytest.mark.slow
 def test_unreachable_port_and_refused_key(server: Server, tmp_path: Path) -> None:
     with pytest.raises(RemoteError) as unreachable:
         smimig.Smi(runner=server.runner(port=free_port())).list_gpus()
@@ -159,12 +166,14 @@ def test_unreachable_port_and_refused_key(server: Server, tmp_path: Path) -> Non
     assert "permission denied" in refused.value.stderr.lower()
 
 
+@pytest.mark.slow
 def test_nvidia_smi_missing_on_the_host(server: Server) -> None:
     with pytest.raises(smimig.NvidiaSmiNotFound) as caught:
         smimig.Smi(runner=server.runner(executable="/nonexistent/nvidia-smi")).list_gpus()
     assert "127.0.0.1" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_cli_host_option(server: Server) -> None:
     env = {
         **os.environ,
@@ -204,3 +213,35 @@ def test_argv_quotes_every_argument() -> None:
         "node3",
         "nvidia-smi mig -cgi 'MIG 2g.12gb,9:0'",
     ]
+
+
+# -- in process: ssh itself faked, so no server is needed -------------------------------------------
+
+
+def test_ssh_answers_and_failures(fp: Any) -> None:
+    runner = SshRunner("node3", user="alice")
+    node = SimulatedRunner("A30", gpus=2)
+    fp.register(runner.argv(["-L"]), stdout=node.run(["-L"]).stdout)
+    fp.register(
+        runner.argv(["mig", "-lgi"]), stderr="ssh: connect to host node3 port 22: Connection refused\n", returncode=255
+    )
+    fp.register(runner.argv(["mig", "-lci"]), stderr="bash: line 1: nvidia-smi: command not found\n", returncode=127)
+    smi = smimig.Smi(runner=runner)
+    assert [gpu.uuid for gpu in smi.list_gpus()][:1] == ["GPU-d8430827-89da-89df-1d70-bde0c9883859"]
+    with pytest.raises(RemoteError) as unreachable:
+        smi.list_gis()
+    assert (unreachable.value.host, unreachable.value.returncode) == ("node3", 255)
+    assert "Connection refused" in str(unreachable.value)
+    with pytest.raises(smimig.NvidiaSmiNotFound, match="node3") as missing:
+        smi.list_cis()
+    assert "command not found" in str(missing.value)
+
+
+def test_cli_host_option_in_process(fp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMIMIG_SSH_OPTIONS", "-o ConnectTimeout=5")
+    monkeypatch.delenv("SMIMIG_NVIDIA_SMI", raising=False)
+    argv = SshRunner("node3", user="alice", port=2222, options=["-o", "ConnectTimeout=5"]).argv(["-L"])
+    fp.register(argv, stdout=SimulatedRunner("A30", gpus=1).run(["-L"]).stdout)
+    out = io.StringIO()
+    assert cli.main(["--host", "alice@node3:2222", "gpus"], out, io.StringIO()) == 0
+    assert "GPU-d8430827-89da-89df-1d70-bde0c9883859" in out.getvalue()

@@ -4,7 +4,9 @@
 >>> from smimig.sim import SimulatedRunner
 >>> smi = smimig.Smi(runner=SimulatedRunner("A30", gpus=4))
 >>> smi.enable_mig(0)
+[MigModeChange(gpu=0, bus_id='00000000:17:00.0', enabled=True, pending=False, reason=None, warnings=())]
 >>> smi.create_gi(0, ["2g.12gb", "2g.12gb"], ci=True)
+[CreatedGpuInstance(gpu=0, id=1, profile_name='MIG 2g.12gb', ...), CreatedGpuInstance(gpu=0, id=2, ...)]
 
 It answers every command smimig sends (``-L``, the plain table, the MIG mode query, ``-mig``, and ``mig``
 with ``-lgip -lgipp -lgi -lcip -lcipp -lci -cgi [-C] -cci -dci -dgi`` and their ``-i/-gi/-ci`` selectors)
