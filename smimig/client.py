@@ -149,6 +149,9 @@ class Smi:
         /,
     ) -> tuple[A, B, C, D, E, F]: ...
 
+    @overload
+    def gather(self, *reads: Callable[[], T]) -> tuple[T, ...]: ...
+
     def gather(self, *reads: Callable[[], Any]) -> tuple[Any, ...]:
         """Run independent reads at once (up to ``max_workers`` threads); results in the order given.
 
