@@ -1,6 +1,7 @@
 """``Smi``: builds nvidia-smi's argument lists, runs them through a runner, hands the text to a parser.
 
-Data flows one way: call -> argv -> :class:`~smimig.runner.Runner` -> text -> parser -> models.
+Data flows one way: call -> argv -> :class:`~smimig.runner.Runner` -> text -> parser -> models. A listing's
+argv, parser and "nothing found" answers come from the registry, :mod:`smimig.commands` (see :meth:`Smi.read`).
 """
 
 from __future__ import annotations
