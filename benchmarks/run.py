@@ -370,7 +370,7 @@ def apply_calls() -> None:
         for gpu, profiles in before:
             smi.create_gi(gpu, profiles, ci=True)
         counting.calls.clear()
-        result = smimig.apply(smimig.Layout.from_dict(wanted), smi=smi)
+        result = smi.apply(smimig.Layout.from_dict(wanted))
         changes = sum(1 for call in counting.calls if any(option in call for option in mutating))
         reads = len(counting.calls) - changes
         rows.append([name, result.plan.reads, changes, minimum, "ok" if changes <= minimum else "MORE", reads])

@@ -4,9 +4,14 @@
 >>> smimig.list_gis(0)
 [GpuInstance(gpu=0, name='MIG 2g.12gb', profile_id=5, id=1, placement=Placement(start=0, size=2)), ...]
 
-The module-level functions run nvidia-smi on this machine through a default :class:`Smi`, made on first
-use; ``smimig.Smi(runner=...)`` gives the same API over a runner of your choice. Importing smimig runs
-nothing and needs no GPU.
+:class:`Smi` is the API: every operation is one of its methods, bound to one runner (this machine's
+nvidia-smi, ``sudo -n``, ssh to another node, the simulator, your own). The module-level functions are thin
+calls on a default ``Smi`` — this machine's nvidia-smi, made on first use — and :func:`use` swaps that
+default (a simulated node in a notebook, a remote one). Importing smimig runs nothing and needs no GPU.
+
+The package's names: the imports in the ``TYPE_CHECKING`` block below are the one list of what is exported
+from submodules (at run time each loads on first use, read from that block), and the functions defined here
+are the rest; ``__all__`` is both, sorted.
 """
 
 from __future__ import annotations
@@ -15,208 +20,88 @@ import importlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # the names, for type checkers and readers; at run time they load on first use
-    from smimig.arguments import CiProfileSpec, GiProfileSpec
-    from smimig.client import Ids, Smi
-    from smimig.diagnostics import DoctorReport, doctor
-    from smimig.errors import (
-        ApplyError,
-        InstanceBusy,
-        LeaseError,
-        MigOperationError,
-        NvidiaSmiError,
-        NvidiaSmiNotFound,
-        NvidiaSmiTimeout,
-        ParseError,
-        PermissionDenied,
-        RemoteError,
-        SmimigError,
-    )
-    from smimig.jobs import DeviceRun, cuda_visible_devices, device_env, run_on_each
-    from smimig.layout import GiSpec, Layout, LayoutError, MigPartedDevice
-    from smimig.leases import Lease, lease
-    from smimig.listing import Listing
-    from smimig.models import (
-        ComputeInstance,
-        ComputeInstancePlacements,
-        ComputeInstanceProfile,
-        CreatedComputeInstance,
-        CreatedGpuInstance,
-        DestroyedComputeInstance,
-        DestroyedGpuInstance,
-        Gpu,
-        GpuInstance,
-        GpuInstancePlacements,
-        GpuInstanceProfile,
-        GpuProcess,
-        MigDevice,
-        MigDeviceUsage,
-        MigMode,
-        MigModeChange,
-        OperationFailure,
-        OperationOutput,
-        Placement,
-    )
-    from smimig.node_status import ComputeInstanceStatus, GpuInstanceStatus, GpuStatus, MigDeviceInfo, NodeStatus
-    from smimig.planner import ApplyResult, GpuPlan, Plan, Step, apply, export, load_layout, plan
-    from smimig.runner import Runner, RunResult, SshRunner, SubprocessRunner
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it from here
 
-__all__ = [
-    "ApplyError",
-    "ApplyResult",
-    "CiProfileSpec",
-    "ComputeInstance",
-    "ComputeInstancePlacements",
-    "ComputeInstanceProfile",
-    "ComputeInstanceStatus",
-    "CreatedComputeInstance",
-    "CreatedGpuInstance",
-    "DestroyedComputeInstance",
-    "DestroyedGpuInstance",
-    "DeviceRun",
-    "DoctorReport",
-    "GiProfileSpec",
-    "GiSpec",
-    "Gpu",
-    "GpuInstance",
-    "GpuInstancePlacements",
-    "GpuInstanceProfile",
-    "GpuInstanceStatus",
-    "GpuPlan",
-    "GpuProcess",
-    "GpuStatus",
-    "Ids",
-    "InstanceBusy",
-    "Layout",
-    "LayoutError",
-    "Lease",
-    "LeaseError",
-    "Listing",
-    "MigDevice",
-    "MigDeviceInfo",
-    "MigDeviceUsage",
-    "MigMode",
-    "MigModeChange",
-    "MigOperationError",
-    "MigPartedDevice",
-    "NodeStatus",
-    "NvidiaSmiError",
-    "NvidiaSmiNotFound",
-    "NvidiaSmiTimeout",
-    "OperationFailure",
-    "OperationOutput",
-    "ParseError",
-    "PermissionDenied",
-    "Placement",
-    "Plan",
-    "RemoteError",
-    "RunResult",
-    "Runner",
-    "Smi",
-    "SmimigError",
-    "SshRunner",
-    "Step",
-    "SubprocessRunner",
-    "apply",
-    "create_ci",
-    "create_gi",
-    "cuda_visible_devices",
-    "destroy_ci",
-    "destroy_gi",
-    "device_env",
-    "devices",
-    "disable_mig",
-    "doctor",
-    "enable_mig",
-    "export",
-    "lease",
-    "list_ci_placements",
-    "list_ci_profiles",
-    "list_cis",
-    "list_gi_placements",
-    "list_gi_profiles",
-    "list_gis",
-    "list_gpus",
-    "list_mig_devices",
-    "list_processes",
-    "load_layout",
-    "mig_mode",
-    "plan",
-    "run_on_each",
-    "status",
-]
+if TYPE_CHECKING:  # the exported names of submodules, one a line: the package's one list of them
+    from contextlib import AbstractContextManager
+    from os import PathLike
 
-__version__ = "0.1.0"
+    from smimig.arguments import CiProfileSpec as CiProfileSpec
+    from smimig.arguments import GiProfileSpec as GiProfileSpec
+    from smimig.client import Ids as Ids
+    from smimig.client import Smi as Smi
+    from smimig.diagnostics import DoctorReport as DoctorReport
+    from smimig.errors import ApplyError as ApplyError
+    from smimig.errors import InstanceBusy as InstanceBusy
+    from smimig.errors import LayoutError as LayoutError
+    from smimig.errors import LeaseError as LeaseError
+    from smimig.errors import MigOperationError as MigOperationError
+    from smimig.errors import NvidiaSmiError as NvidiaSmiError
+    from smimig.errors import NvidiaSmiNotFound as NvidiaSmiNotFound
+    from smimig.errors import NvidiaSmiTimeout as NvidiaSmiTimeout
+    from smimig.errors import ParseError as ParseError
+    from smimig.errors import PermissionDenied as PermissionDenied
+    from smimig.errors import RemoteError as RemoteError
+    from smimig.errors import SmimigError as SmimigError
+    from smimig.jobs import DeviceRun as DeviceRun
+    from smimig.jobs import cuda_visible_devices as cuda_visible_devices
+    from smimig.jobs import device_env as device_env
+    from smimig.layout import GiSpec as GiSpec
+    from smimig.layout import Layout as Layout
+    from smimig.layout import MigPartedDevice as MigPartedDevice
+    from smimig.leases import Lease as Lease
+    from smimig.listing import Listing as Listing
+    from smimig.models import ComputeInstance as ComputeInstance
+    from smimig.models import ComputeInstancePlacements as ComputeInstancePlacements
+    from smimig.models import ComputeInstanceProfile as ComputeInstanceProfile
+    from smimig.models import CreatedComputeInstance as CreatedComputeInstance
+    from smimig.models import CreatedGpuInstance as CreatedGpuInstance
+    from smimig.models import DestroyedComputeInstance as DestroyedComputeInstance
+    from smimig.models import DestroyedGpuInstance as DestroyedGpuInstance
+    from smimig.models import Gpu as Gpu
+    from smimig.models import GpuInstance as GpuInstance
+    from smimig.models import GpuInstancePlacements as GpuInstancePlacements
+    from smimig.models import GpuInstanceProfile as GpuInstanceProfile
+    from smimig.models import GpuProcess as GpuProcess
+    from smimig.models import MigDevice as MigDevice
+    from smimig.models import MigDeviceUsage as MigDeviceUsage
+    from smimig.models import MigMode as MigMode
+    from smimig.models import MigModeChange as MigModeChange
+    from smimig.models import OperationFailure as OperationFailure
+    from smimig.models import OperationOutput as OperationOutput
+    from smimig.models import Placement as Placement
+    from smimig.node_status import ComputeInstanceStatus as ComputeInstanceStatus
+    from smimig.node_status import GpuInstanceStatus as GpuInstanceStatus
+    from smimig.node_status import GpuStatus as GpuStatus
+    from smimig.node_status import MigDeviceInfo as MigDeviceInfo
+    from smimig.node_status import NodeStatus as NodeStatus
+    from smimig.planner import ApplyResult as ApplyResult
+    from smimig.planner import GpuPlan as GpuPlan
+    from smimig.planner import Plan as Plan
+    from smimig.planner import Step as Step
+    from smimig.runner import Runner as Runner
+    from smimig.runner import RunResult as RunResult
+    from smimig.runner import SshRunner as SshRunner
+    from smimig.runner import SubprocessRunner as SubprocessRunner
 
-# Where each public name lives: `import smimig` loads none of them (see benchmarks/run.py); the first
-# use of a name imports its module.
-_EXPORTS = {
-    "ApplyError": "smimig.errors",
-    "ApplyResult": "smimig.planner",
-    "CiProfileSpec": "smimig.arguments",
-    "ComputeInstance": "smimig.models",
-    "ComputeInstancePlacements": "smimig.models",
-    "ComputeInstanceProfile": "smimig.models",
-    "ComputeInstanceStatus": "smimig.node_status",
-    "CreatedComputeInstance": "smimig.models",
-    "CreatedGpuInstance": "smimig.models",
-    "DestroyedComputeInstance": "smimig.models",
-    "DestroyedGpuInstance": "smimig.models",
-    "DeviceRun": "smimig.jobs",
-    "GiProfileSpec": "smimig.arguments",
-    "GiSpec": "smimig.layout",
-    "Gpu": "smimig.models",
-    "GpuInstance": "smimig.models",
-    "GpuInstancePlacements": "smimig.models",
-    "GpuInstanceProfile": "smimig.models",
-    "GpuInstanceStatus": "smimig.node_status",
-    "GpuPlan": "smimig.planner",
-    "GpuProcess": "smimig.models",
-    "GpuStatus": "smimig.node_status",
-    "Ids": "smimig.client",
-    "InstanceBusy": "smimig.errors",
-    "Layout": "smimig.layout",
-    "LayoutError": "smimig.errors",
-    "DoctorReport": "smimig.diagnostics",
-    "Lease": "smimig.leases",
-    "LeaseError": "smimig.errors",
-    "doctor": "smimig.diagnostics",
-    "lease": "smimig.leases",
-    "Listing": "smimig.listing",
-    "MigDevice": "smimig.models",
-    "MigDeviceInfo": "smimig.node_status",
-    "MigDeviceUsage": "smimig.models",
-    "MigMode": "smimig.models",
-    "MigModeChange": "smimig.models",
-    "MigOperationError": "smimig.errors",
-    "MigPartedDevice": "smimig.layout",
-    "NodeStatus": "smimig.node_status",
-    "NvidiaSmiError": "smimig.errors",
-    "NvidiaSmiNotFound": "smimig.errors",
-    "NvidiaSmiTimeout": "smimig.errors",
-    "OperationFailure": "smimig.models",
-    "OperationOutput": "smimig.models",
-    "ParseError": "smimig.errors",
-    "PermissionDenied": "smimig.errors",
-    "Placement": "smimig.models",
-    "Plan": "smimig.planner",
-    "RemoteError": "smimig.errors",
-    "RunResult": "smimig.runner",
-    "SshRunner": "smimig.runner",
-    "Runner": "smimig.runner",
-    "Smi": "smimig.client",
-    "SmimigError": "smimig.errors",
-    "Step": "smimig.planner",
-    "SubprocessRunner": "smimig.runner",
-    "apply": "smimig.planner",
-    "cuda_visible_devices": "smimig.jobs",
-    "device_env": "smimig.jobs",
-    "export": "smimig.planner",
-    "load_layout": "smimig.planner",
-    "plan": "smimig.planner",
-    "run_on_each": "smimig.jobs",
-}
 
+def _read_exports() -> dict[str, str]:
+    """Name -> module, read from the ``TYPE_CHECKING`` block above (its ``from M import N as N`` lines)."""
+    exports: dict[str, str] = {}
+    inside = False
+    with open(__file__, encoding="utf-8") as source:
+        for line in source:
+            if line.startswith("if TYPE_CHECKING:"):
+                inside = True
+            elif inside and line.startswith("    from smimig."):
+                module, _, imported = line.strip()[len("from ") :].partition(" import ")
+                exports[imported.partition(" as ")[0]] = module
+            elif inside and line.strip() and not line.startswith(" "):
+                break
+    return exports
+
+
+_EXPORTS = _read_exports()
 
 _SUBMODULES = frozenset(
     (
@@ -258,6 +143,18 @@ def _client() -> Smi:
     from smimig.client import default_client  # noqa: PLC0415  # loaded on first use, not at import
 
     return default_client()
+
+
+def use(smi: Smi | None) -> Smi | None:
+    """Make ``smi`` the client behind the module-level functions (None: this machine's nvidia-smi again);
+    return the previous one. See :func:`smimig.client.use`.
+
+    >>> from smimig.sim import SimulatedRunner
+    >>> previous = smimig.use(smimig.Smi(runner=SimulatedRunner("A30", gpus=4)))
+    """
+    from smimig.client import use as use_client  # noqa: PLC0415  # loaded on first use, not at import
+
+    return use_client(smi)
 
 
 def list_gpus(gpu: Ids = None) -> list[Gpu]:
@@ -348,3 +245,58 @@ def status(gpu: Ids = None) -> NodeStatus:
 def list_processes(gpu: Ids = None) -> list[GpuProcess]:
     """Processes on the GPUs. See :meth:`Smi.list_processes`. Command: ``nvidia-smi``"""
     return _client().list_processes(gpu)
+
+
+def load_layout(path: str | PathLike[str], *, config: str | None = None) -> Layout:
+    """A layout from a file, or config ``config`` of a mig-parted file. See :meth:`Smi.load_layout`."""
+    return _client().load_layout(path, config=config)
+
+
+def plan(layout: Layout) -> Plan:
+    """The steps that would bring the node to ``layout``. See :meth:`Smi.plan`."""
+    return _client().plan(layout)
+
+
+def apply(layout: Layout, *, dry_run: bool = False, force: bool = False, rollback: bool = True) -> ApplyResult:
+    """Bring the node to ``layout``. See :meth:`Smi.apply`."""
+    return _client().apply(layout, dry_run=dry_run, force=force, rollback=rollback)
+
+
+def export() -> Layout:
+    """The node's MIG state as a Layout. See :meth:`Smi.export`."""
+    return _client().export()
+
+
+def lease(
+    profile: GiProfileSpec,
+    gpu: int | None = None,
+    *,
+    ci_profile: CiProfileSpec | None = None,
+    lock_path: str | PathLike[str] | None = None,
+    timeout: float = 120.0,
+    attempts: int = 8,
+) -> AbstractContextManager[Lease]:
+    """A fresh MIG device for a ``with`` block. See :meth:`Smi.lease` and :mod:`smimig.leases`."""
+    return _client().lease(profile, gpu, ci_profile=ci_profile, lock_path=lock_path, timeout=timeout, attempts=attempts)
+
+
+def run_on_each(command: Sequence[str], gpu: Ids = None, *, wait: bool = True) -> list[DeviceRun]:
+    """Start ``command`` once per MIG device. See :meth:`Smi.run_on_each`."""
+    return _client().run_on_each(command, gpu, wait=wait)
+
+
+def doctor(*, save_dir: str | PathLike[str] | None = None) -> DoctorReport:
+    """Check the node. See :meth:`Smi.doctor`."""
+    return _client().doctor(save_dir=save_dir)
+
+
+__all__ = sorted(  # noqa: PLE0605  # built from the one list above and the functions defined here
+    [
+        *_EXPORTS,
+        *(
+            name
+            for name, value in list(globals().items())
+            if callable(value) and not name.startswith("_") and getattr(value, "__module__", None) == __name__
+        ),
+    ]
+)

@@ -290,12 +290,12 @@ def _run(options: argparse.Namespace, smi: smimig.Smi) -> object:  # noqa: PLR09
         "destroy-gi": lambda: smi.destroy_gi(gpu, options.gi),
     }
     if command == "plan":
-        return smimig.plan(smimig.load_layout(options.file, config=options.config, smi=smi), smi=smi)
+        return smi.plan(smi.load_layout(options.file, config=options.config))
     if command == "apply":
-        layout = smimig.load_layout(options.file, config=options.config, smi=smi)
-        return smimig.apply(layout, dry_run=options.dry_run, force=options.force, smi=smi)
+        layout = smi.load_layout(options.file, config=options.config)
+        return smi.apply(layout, dry_run=options.dry_run, force=options.force)
     if command == "export":
-        layout = smimig.export(smi=smi)
+        layout = smi.export()
         if options.json or options.format == "json":
             return _Text(layout.to_json().rstrip("\n"))
         if options.format == "mig-parted":
@@ -382,7 +382,7 @@ def _run_each(options: argparse.Namespace, parser: argparse.ArgumentParser, out:
         parser.error("run --each needs a command after --")
     try:
         smi = _client(options)
-        runs = smimig.run_on_each(command, options.gpu, smi=smi)
+        runs = smi.run_on_each(command, options.gpu)
     except (ValueError, OSError) as error:
         err.write(f"smimig: {error}\n")
         return EXIT_USAGE
@@ -401,7 +401,7 @@ def _run_each(options: argparse.Namespace, parser: argparse.ArgumentParser, out:
 def _doctor(options: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Exit code 0 when healthy, 1 when something needs attention (one line per finding)."""
     try:
-        report = smimig.doctor(_client(options), save_dir=options.save_dir)
+        report = _client(options).doctor(save_dir=options.save_dir)
     except ValueError as error:
         err.write(f"smimig: {error}\n")
         return EXIT_USAGE

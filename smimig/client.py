@@ -6,6 +6,7 @@ argv, parser and "nothing found" answers come from the registry, :mod:`smimig.co
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, Union, overload
@@ -39,10 +40,14 @@ from smimig.runner import DEFAULT_TIMEOUT, Runner, RunResult, SubprocessRunner
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    from smimig.diagnostics import DoctorReport
+    from smimig.jobs import DeviceRun
+    from smimig.layout import Layout
     from smimig.leases import Lease
     from smimig.node_status import MigDeviceInfo, NodeStatus
+    from smimig.planner import ApplyResult, Plan
 
-__all__ = ["Ids", "Smi", "default_client", "validate_ids"]
+__all__ = ["Ids", "Smi", "default_client", "use", "validate_ids"]
 
 Ids = Union[int, Sequence[int], None]
 """A selector: one id, several ids, or None for all."""
@@ -389,14 +394,6 @@ class Smi:
             usage=usage,
         )
 
-    def lease(
-        self, profile: GiProfileSpec, gpu: int | None = None, *, ci_profile: CiProfileSpec | None = None
-    ) -> AbstractContextManager[Lease]:
-        """A fresh MIG device for a ``with`` block; see :func:`smimig.lease`."""
-        from smimig.leases import lease  # noqa: PLC0415  # leases load the lock only when used
-
-        return lease(profile, gpu, ci_profile=ci_profile, smi=self)
-
     # -- changes ---------------------------------------------------------------------------------
 
     def enable_mig(self, gpu: int | Sequence[int]) -> list[MigModeChange]:
@@ -534,11 +531,81 @@ class Smi:
         ]
         return self._mutate(args, parsers.parse_destroy_gi)
 
+    # -- layouts, leases, jobs, the doctor: the rest of the API, on this client -------------------------
+
+    def load_layout(self, path: str | os.PathLike[str], *, config: str | None = None) -> Layout:
+        """A layout from a JSON/YAML file, or config ``config`` of a mig-parted file (which asks this node
+        for its GPUs' PCI device ids, as mig-parted's ``device-filter`` selects by them)."""
+        from smimig.planner import load_layout  # noqa: PLC0415  # layouts load on first use
+
+        return load_layout(os.fspath(path), config=config, smi=self)
+
+    def plan(self, layout: Layout) -> Plan:
+        """The steps that would bring this node to ``layout``; changes nothing.
+
+        Raises:
+            LayoutError: the layout cannot be realised here; it says why and suggests layouts that fit.
+        """
+        from smimig.planner import plan  # noqa: PLC0415  # the planner loads on first use
+
+        return plan(layout, smi=self)
+
+    def apply(
+        self, layout: Layout, *, dry_run: bool = False, force: bool = False, rollback: bool = True
+    ) -> ApplyResult:
+        """Bring this node to ``layout``; applying it again changes nothing. See :func:`smimig.planner.apply`.
+
+        Raises:
+            LayoutError: the layout cannot be realised (nothing ran).
+            InstanceBusy: it would destroy instances processes run on (nothing ran; ``force=True`` to do it).
+            ApplyError: a step failed part-way: what ran, what the rollback restored, the state now.
+        """
+        from smimig.planner import apply  # noqa: PLC0415  # the planner loads on first use
+
+        return apply(layout, dry_run=dry_run, force=force, rollback=rollback, smi=self)
+
+    def export(self) -> Layout:
+        """This node's MIG state as a Layout with explicit placements: ``apply(export())`` changes nothing."""
+        from smimig.planner import export  # noqa: PLC0415  # the planner loads on first use
+
+        return export(smi=self)
+
+    def lease(
+        self,
+        profile: GiProfileSpec,
+        gpu: int | None = None,
+        *,
+        ci_profile: CiProfileSpec | None = None,
+        lock_path: str | os.PathLike[str] | None = None,
+        timeout: float = 120.0,
+        attempts: int = 8,
+    ) -> AbstractContextManager[Lease]:
+        """A fresh MIG device of ``profile`` for a ``with`` block, destroyed when the block ends; see
+        :mod:`smimig.leases`."""
+        from smimig.leases import lease  # noqa: PLC0415  # leases load the lock only when used
+
+        return lease(
+            profile, gpu, ci_profile=ci_profile, smi=self, lock_path=lock_path, timeout=timeout, attempts=attempts
+        )
+
+    def run_on_each(self, command: Sequence[str], gpu: Ids = None, *, wait: bool = True) -> list[DeviceRun]:
+        """Start ``command`` once per MIG device, each with ``CUDA_VISIBLE_DEVICES`` set to that device;
+        see :func:`smimig.jobs.run_on_each`."""
+        from smimig.jobs import run_on_each  # noqa: PLC0415  # jobs load on first use
+
+        return run_on_each(command, gpu, wait=wait, smi=self)
+
+    def doctor(self, *, save_dir: str | os.PathLike[str] | None = None) -> DoctorReport:
+        """Check this node and say, one finding a line, what needs attention; see :mod:`smimig.diagnostics`."""
+        from smimig.diagnostics import doctor  # noqa: PLC0415  # the doctor loads on first use
+
+        return doctor(self, save_dir=save_dir)
+
     def _mutate(
         self,
         args: list[str],
         parser: Callable[[str], OperationOutput[T]],
-        done_before: Sequence[object] = (),
+        done_before: Sequence[T] = (),
     ) -> list[T]:
         """Run a mutating command; raise with everything done so far if any part of it failed."""
         result = self.runner.run(args)
@@ -586,9 +653,28 @@ _default_lock = threading.Lock()
 
 
 def default_client() -> Smi:
-    """The client behind smimig's module-level functions, made on first use (never at import)."""
+    """The client behind smimig's module-level functions: the one :func:`use` set, else ``Smi()`` (this
+    machine's nvidia-smi), made on first use (never at import)."""
     global _default  # noqa: PLW0603  # one lazily made client, shared on purpose
     with _default_lock:
         if _default is None:
             _default = Smi()
         return _default
+
+
+def use(smi: Smi | None) -> Smi | None:
+    """Make ``smi`` the client behind smimig's module-level functions (None: back to this machine's
+    nvidia-smi, made on next use); return the one it replaces.
+
+    >>> from smimig.sim import SimulatedRunner
+    >>> previous = smimig.use(smimig.Smi(runner=SimulatedRunner("A30", gpus=4)))
+    >>> smimig.list_gpus()[0].name
+    'NVIDIA A30'
+    >>> _ = smimig.use(previous)
+    """
+    global _default  # the same shared client default_client() hands out
+    if smi is not None and not isinstance(smi, Smi):
+        raise ValueError(f"use() takes a smimig.Smi (or None); got {smi!r}")
+    with _default_lock:
+        previous, _default = _default, smi
+    return previous

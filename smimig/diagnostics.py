@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import attrs
 
@@ -30,17 +30,21 @@ from smimig.errors import NvidiaSmiError, ParseError, SmimigError
 from smimig.models import GpuProcess
 from smimig.runner import RunResult, SubprocessRunner, sudo_works
 
-__all__ = ["DoctorReport", "Finding", "GpuReport", "ListingCheck", "doctor"]
+__all__ = ["DoctorReport", "Finding", "FindingLevel", "GpuReport", "ListingCheck", "doctor"]
 
 # "KMD Version:" is driver 610's banner word for the driver version.
 _DRIVER = re.compile(r"DRIVER version\s*:\s*(\S+)|(?:Driver|KMD) Version:\s*(\S+)")
+
+
+FindingLevel = Literal["ok", "attention"]
+"""How a finding reads: fine, or something to act on (``attention`` makes ``smimig doctor`` exit 1)."""
 
 
 @attrs.frozen
 class Finding:
     """One line of the report: ``attention`` findings make the doctor's exit code 1."""
 
-    level: str  # "ok" or "attention"
+    level: FindingLevel = attrs.field(validator=attrs.validators.in_(get_args(FindingLevel)))
     message: str
 
     def __str__(self) -> str:

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from smimig.layout import Layout
     from smimig.leases import Lease
-    from smimig.models import GpuProcess
+    from smimig.models import GpuProcess, OperationFailure
     from smimig.planner import Step
 
 __all__ = [
@@ -46,6 +46,8 @@ __all__ = [
     "RemoteError",
     "SmimigError",
 ]
+
+T = TypeVar("T")
 
 _SHOWN_OUTPUT = 2000  # characters of stdout/stderr quoted in a message; the attributes keep it all
 
@@ -209,12 +211,13 @@ class ParseError(SmimigError):
         return f"{self.reason}; text was:\n{_clip(self.text)}"
 
 
-class MigOperationError(NvidiaSmiError):
+class MigOperationError(NvidiaSmiError, Generic[T]):
     """A mutating command (create, destroy, MIG mode) failed, possibly after doing part of its work.
 
-    Nothing is lost: ``completed`` holds what *was* done, as models (``CreatedGpuInstance``,
-    ``DestroyedComputeInstance``, ``MigModeChange`` …), and ``failures`` each item that failed with
-    nvidia-smi's reason (``OperationFailure``), alongside the command, exit code, stdout and stderr.
+    Nothing is lost: ``completed`` holds what *was* done, as models of the operation's kind (``T``:
+    ``CreatedGpuInstance`` for ``create_gi``, ``DestroyedComputeInstance`` for ``destroy_ci``,
+    ``MigModeChange`` for a mode change …), and ``failures`` each item that failed with nvidia-smi's reason
+    (``OperationFailure``), alongside the command, exit code, stdout and stderr.
     """
 
     def __init__(
@@ -224,13 +227,13 @@ class MigOperationError(NvidiaSmiError):
         stdout: str,
         stderr: str,
         *,
-        completed: Sequence[Any] = (),
-        failures: Sequence[Any] = (),
+        completed: Sequence[T] = (),
+        failures: Sequence[OperationFailure] = (),
         reason: str = "",
     ) -> None:
         super().__init__(args_list, returncode, stdout, stderr, reason)
-        self.completed: tuple[Any, ...] = tuple(completed)
-        self.failures: tuple[Any, ...] = tuple(failures)
+        self.completed: tuple[T, ...] = tuple(completed)
+        self.failures: tuple[OperationFailure, ...] = tuple(failures)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.__dict__))
@@ -248,7 +251,7 @@ class MigOperationError(NvidiaSmiError):
         return "\n".join(parts)
 
 
-class PermissionDenied(MigOperationError):
+class PermissionDenied(MigOperationError[T]):
     """nvidia-smi answered "Insufficient Permissions": MIG changes need root."""
 
     def __str__(self) -> str:
@@ -259,7 +262,7 @@ class PermissionDenied(MigOperationError):
         )
 
 
-def _rebuild(cls: type[MigOperationError], state: dict[str, Any]) -> MigOperationError:
+def _rebuild(cls: type[MigOperationError[Any]], state: dict[str, Any]) -> MigOperationError[Any]:
     error = cls.__new__(cls)
     error.__dict__.update(state)
     return error

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -28,6 +28,7 @@ from smimig.errors import LayoutError
 
 __all__ = [
     "GiSpec",
+    "GpuMap",
     "Layout",
     "LayoutError",
     "MigPartedDevice",
@@ -127,18 +128,71 @@ def _gpu_index(key: object) -> int:
     raise LayoutError(f"not a GPU index: {key!r}")
 
 
-def _sorted_gpus(gpus: Mapping[int, GpuLayout]) -> dict[int, GpuLayout]:
-    return dict(sorted(gpus.items()))
+class GpuMap(Mapping[int, GpuLayout]):
+    """A read-only, hashable mapping of GPU index to its layout, in index order (what :attr:`Layout.gpus`
+    is): frozen all the way down, so a Layout can be a dict key and nobody can change one in place."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[int, GpuLayout]] = ()) -> None:
+        self._items: tuple[tuple[int, GpuLayout], ...] = tuple(sorted(items, key=lambda item: item[0]))
+
+    def __getitem__(self, gpu: int) -> GpuLayout:
+        for index, gis in self._items:
+            if index == gpu:
+                return gis
+        raise KeyError(gpu)
+
+    def __iter__(self) -> Iterator[int]:
+        return (index for index, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, GpuMap):
+            return self._items == other._items
+        return isinstance(other, Mapping) and dict(self._items) == dict(other.items())
+
+    def __repr__(self) -> str:
+        return repr(dict(self._items))
+
+
+def _gpu_map(value: Mapping[Any, Any]) -> GpuMap:
+    """Any mapping of GPU index (int or digits) to GPU instances (GiSpecs, or what GiSpec.parse reads), or None:
+    checked and converted, whichever constructor is used."""
+    if isinstance(value, GpuMap):
+        return value
+    if not isinstance(value, Mapping):
+        raise LayoutError(f"a layout is a mapping of GPU index to GPU instances, got {type(value).__name__}")
+    converted: dict[int, GpuLayout] = {}
+    for key, gis in value.items():
+        index = _gpu_index(key)
+        if index in converted:  # YAML keys 0 and '0': two entries for one GPU, not "the last one wins"
+            raise LayoutError(f"GPU {index} is named twice in the layout (as {key!r} and another key)")
+        converted[index] = _gpu_layout(gis, key)
+    return GpuMap(converted.items())
 
 
 @attrs.frozen
 class Layout:
     """The desired MIG state per GPU index: a tuple of :class:`GiSpec`, or None for MIG off.
 
-    GPUs the layout does not name are left alone.
+    GPUs the layout does not name are left alone. Immutable and hashable; whatever builds it (the
+    constructor, :meth:`from_dict`, a file) checks and converts every entry:
+
+    >>> layout = Layout({0: ["3g.20gb", "1g.5gb:6"], "1": None})
+    >>> print(layout)
+    GPU 0: 3g.20gb, 1g.5gb:6
+    GPU 1: MIG off
+    >>> layout.gpus[0][1]
+    GiSpec(profile='1g.5gb', placement=6, cis=None)
     """
 
-    gpus: Mapping[int, GpuLayout] = attrs.field(converter=_sorted_gpus)
+    gpus: GpuMap = attrs.field(converter=_gpu_map)
 
     @classmethod
     def from_dict(cls, data: Mapping[Any, Any]) -> Layout:
@@ -151,7 +205,7 @@ class Layout:
             data = data["gpus"]
             if not isinstance(data, Mapping):
                 raise LayoutError("'gpus' is a mapping of GPU index to GPU instances")
-        return cls({_gpu_index(key): _gpu_layout(value, key) for key, value in data.items()})
+        return cls(data)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON/YAML: ``{"gpus": {"0": [...], "1": None}}``."""

@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Literal, get_args
 
 import attrs
 
@@ -30,11 +31,17 @@ from smimig.models import (
 __all__ = ["ApplyResult", "GpuPlan", "Plan", "Step", "apply", "export", "load_layout", "plan"]
 
 
+StepAction = Literal["destroy-ci", "destroy-gi", "enable-mig", "disable-mig", "create-gi", "create-ci"]
+"""What a plan's step does: one mutating nvidia-smi call each."""
+
+STEP_ACTIONS: tuple[StepAction, ...] = get_args(StepAction)
+
+
 @attrs.frozen
 class Step:
     """One mutating nvidia-smi call of a plan."""
 
-    action: str  # destroy-ci, destroy-gi, enable-mig, disable-mig, create-gi, create-ci
+    action: StepAction = attrs.field(validator=attrs.validators.in_(STEP_ACTIONS))
     gpu: int
     gis: tuple[int, ...] = ()  # destroy-ci/destroy-gi: the GPU instance ids
     profiles: tuple[str, ...] = ()  # create-gi: "profile:start" items; create-ci: CI profiles
@@ -456,7 +463,7 @@ def _run_steps(smi: Smi, steps: Iterable[Step], ran: list[Step], pending: list[M
             created = smi.create_gi(step.gpu, items, ci=step.default_ci)
             for (_, start), gi in zip(items, created):
                 new_gi_ids[(step.gpu, start)] = gi.id
-        else:
+        else:  # "create-ci": Step's validator admits nothing else
             gi_id = new_gi_ids[(step.gpu, step.gi_start or 0)]
             smi.create_ci(step.gpu, gi_id, list(step.profiles))
         ran.append(step)

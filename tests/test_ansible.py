@@ -130,11 +130,11 @@ def test_a_failed_apply_reports_what_ran_and_what_was_restored(tmp_path: Path) -
     smi = smimig.Smi(runner=smimig.SubprocessRunner(str(stand_in)))
     smi.enable_mig(0)
     smi.create_gi(0, ["3g.20gb", "1g.5gb"], ci=True)
-    before = smimig.export(smi=smi)
+    before = smi.export()
     subprocess.run([str(stand_in), "--fault", "-cgi=Insufficient Resources@1"], check=True)
     result = play(tmp_path, FAILING.format(stand_in=stand_in))
     assert result.returncode != 0
     assert '"ran": [' in result.stdout
     assert "nvidia-smi mig -i 0 -gi 1,2 -dgi" in result.stdout
     assert '"restored": [' in result.stdout
-    assert smimig.export(smi=smi) == before
+    assert smi.export() == before

@@ -42,7 +42,7 @@ def test_refuses_to_destroy_an_instance_a_process_runs_on(fp: Any, smi: smimig.S
     register_reads(fp, seed_node())
     fp.register([SMI], stdout=text_of("synthetic/table-processes.txt"))  # PID 41233 on GPU 0 GI 1 CI 0
     with pytest.raises(InstanceBusy) as caught:
-        smimig.apply(Layout.from_dict({0: ["4g.24gb"]}), smi=smi)
+        smi.apply(Layout.from_dict({0: ["4g.24gb"]}))
     assert [(p.pid, p.gpu, p.gi, p.ci) for p in caught.value.processes] == [(41233, 0, 1, 0)]
     assert "PID 41233 (python train.py) on GPU 0 GI 1 CI 0" in str(caught.value)
     mutating = [call for call in fp.calls if any(option in call for option in ("-dci", "-dgi", "-cgi", "-mig"))]
@@ -62,7 +62,7 @@ def test_force_destroys_anyway(fp: Any, smi: smimig.Smi) -> None:
     register_reads(fp, after)  # verification
     for args in (MODE_QUERY, ["mig", "-lgi"], ["mig", "-lci"]):  # export
         fp.register([SMI, *args], stdout=after.run(args).stdout)
-    result = smimig.apply(Layout.from_dict({0: ["4g.24gb"]}), force=True, smi=smi)
+    result = smi.apply(Layout.from_dict({0: ["4g.24gb"]}), force=True)
     assert [str(step) for step in result.ran] == [
         "nvidia-smi mig -i 0 -gi 1,2 -dci",
         "nvidia-smi mig -i 0 -gi 1,2 -dgi",
@@ -78,7 +78,7 @@ def test_pending_mig_mode_is_reported_not_pretended(fp: Any, smi: smimig.Smi) ->
     register_reads(fp, node)  # verification: GPU 1 is left out, it waits for its mode change
     for args in (MODE_QUERY, ["mig", "-lgi"], ["mig", "-lci"]):
         fp.register([SMI, *args], stdout=node.run(args).stdout)
-    result = smimig.apply(Layout.from_dict({1: ["2g.12gb"]}), smi=smi)
+    result = smi.apply(Layout.from_dict({1: ["2g.12gb"]}))
     (change,) = result.pending
     assert (change.gpu, change.pending, change.reason) == (1, True, "In use by another client")
     assert [str(step) for step in result.ran] == ["nvidia-smi -i 1 -mig 1"]

@@ -235,10 +235,10 @@ def test_nvidias_balanced_config_applies_to_every_model(model: str, tmp_path: Pa
     path = tmp_path / "config-default.yaml"
     path.write_text(ALL_BALANCED, encoding="utf-8")
     smi = smimig.Smi(runner=SimulatedRunner(model))
-    layout = smimig.load_layout(path, config="all-balanced", smi=smi)
+    layout = smi.load_layout(path, config="all-balanced")
     wanted = layout.gpus[0]
     assert wanted
-    smimig.apply(layout, smi=smi)
+    smi.apply(layout)
     assert sorted(gi.short_name for gi in smi.list_gis()) == sorted(spec.profile for spec in wanted)
     assert len(smi.list_mig_devices()) == len(wanted)
 
@@ -256,17 +256,17 @@ def test_rtx_layouts_plan_and_apply_on_both_grids(model: str, unit: int) -> None
             1: ["1g.24gb:3" if unit == 3 else "1g.24gb:1", "2g.48gb"],
         }
     )
-    smimig.apply(layout, smi=smi)
+    smi.apply(layout)
     placed = {(gi.gpu, gi.short_name): gi.placement for gi in smi.list_gis()}
     assert placed[(0, "2g.48gb+gfx")].size == 2 * unit
     assert placed[(1, "1g.24gb")] == Placement(unit, unit)
     assert placed[(1, "2g.48gb")] == Placement(2 * unit, 2 * unit)
     cis = sorted(ci.short_name for ci in smi.list_cis(0))
     assert cis == ["1c.2g.48gb+gfx", "1c.2g.48gb+gfx", "1g.24gb+me.all", "1g.24gb-me"]
-    again = smimig.apply(smimig.export(smi=smi), smi=smi)
+    again = smi.apply(smi.export())
     assert not again.plan.steps
     with pytest.raises(smimig.LayoutError, match="optical-flow"):
-        smimig.plan(Layout({0: (GiSpec("1g.24gb+me.all"), GiSpec("1g.24gb+me"))}), smi=smi)
+        smi.plan(Layout({0: (GiSpec("1g.24gb+me.all"), GiSpec("1g.24gb+me"))}))
 
 
 def test_simulate_list() -> None:

@@ -33,7 +33,7 @@ class Slow:
 
 def test_status_reads_at_once_and_matches_one_by_one() -> None:
     runner = SimulatedRunner("A100-40GB", gpus=4, mig=True)
-    smimig.apply(Layout.from_dict({0: ["3g.20gb", "2g.10gb", "1g.5gb"], 2: ["7g.40gb"]}), smi=smimig.Smi(runner=runner))
+    smimig.Smi(runner=runner).apply(Layout.from_dict({0: ["3g.20gb", "2g.10gb", "1g.5gb"], 2: ["7g.40gb"]}))
     slow = Slow(runner)
     at_once = smimig.Smi(runner=slow)
     start = time.perf_counter()
@@ -42,13 +42,13 @@ def test_status_reads_at_once_and_matches_one_by_one() -> None:
     assert slow.most == 6
     assert elapsed < 0.25  # six 50 ms reads, not 300 ms one after another
     assert together == smimig.Smi(runner=runner, max_workers=1).status()
-    assert smimig.plan(Layout.from_dict({0: ["3g.20gb", "2g.10gb", "1g.5gb"]}), smi=at_once).is_noop
-    assert smimig.export(smi=at_once) == smimig.export(smi=smimig.Smi(runner=runner, max_workers=1))
+    assert at_once.plan(Layout.from_dict({0: ["3g.20gb", "2g.10gb", "1g.5gb"]})).is_noop
+    assert at_once.export() == smimig.Smi(runner=runner, max_workers=1).export()
 
 
 def test_changes_stay_one_at_a_time() -> None:
     slow = Slow(SimulatedRunner("A100-40GB", gpus=2, mig=True))
-    smimig.apply(Layout.from_dict({0: ["1g.5gb"] * 7, 1: ["3g.20gb", "3g.20gb"]}), smi=smimig.Smi(runner=slow))
+    smimig.Smi(runner=slow).apply(Layout.from_dict({0: ["1g.5gb"] * 7, 1: ["3g.20gb", "3g.20gb"]}))
     slow.most = 0
     smi = smimig.Smi(runner=slow)
     smi.destroy_ci(0)

@@ -16,7 +16,7 @@ from smimig.sim import SimulatedRunner
 
 
 def test_healthy_node() -> None:
-    report = smimig.doctor(smimig.Smi(runner=SimulatedRunner("H100-80GB", gpus=2)))
+    report = smimig.Smi(runner=SimulatedRunner("H100-80GB", gpus=2)).doctor()
     assert report.healthy
     assert report.driver == "580.159.04"
     assert [(gpu.index, gpu.mig_capable, gpu.mig_current) for gpu in report.gpus] == [
@@ -45,7 +45,7 @@ class Counting:
 
 def test_self_check_runs_the_registrys_listings_through_smi() -> None:
     runner = Counting()
-    report = smimig.doctor(smimig.Smi(runner=runner, max_workers=1))
+    report = smimig.Smi(runner=runner, max_workers=1).doctor()
     listed = [command for command in commands.COMMANDS if command.self_check]
     assert [(check.name, check.command) for check in report.listings] == [
         (command.name, " ".join(["nvidia-smi", *command.argv()])) for command in listed
@@ -59,7 +59,7 @@ def test_self_check_runs_the_registrys_listings_through_smi() -> None:
 
 
 def test_a_listing_that_fails_is_reported_with_its_exit_code() -> None:
-    report = smimig.doctor(smimig.Smi(runner=Counting(fail=["mig", "-lgipp"])))
+    report = smimig.Smi(runner=Counting(fail=["mig", "-lgipp"])).doctor()
     (failed,) = [check for check in report.listings if not check.ok]
     assert (failed.name, failed.problem, failed.saved_to) == (
         "GPU instance placements",
@@ -75,7 +75,7 @@ def test_pending_because_a_process_uses_the_gpu() -> None:
     smi = smimig.Smi(runner=runner)
     (change,) = smi.enable_mig(1)
     assert change.pending
-    report = smimig.doctor(smi)
+    report = smi.doctor()
     assert not report.healthy
     gpu = report.gpus[1]
     assert (gpu.mig_current, gpu.mig_pending) == (False, True)
@@ -83,7 +83,7 @@ def test_pending_because_a_process_uses_the_gpu() -> None:
     assert "GPU 1 NVIDIA A30: MIG off, pending on: processes use the GPU: PID 31337 (python serve.py)" in str(report)
     runner.remove_process(31337)
     runner.reset_gpu(1)
-    assert smimig.doctor(smi).healthy
+    assert smi.doctor().healthy
 
 
 def test_output_it_cannot_parse_is_named_and_saved(tmp_path: Path) -> None:

@@ -14,6 +14,121 @@ from smimig import parsers
 # Names the package root uses itself; not exports.
 OWN = {"annotations", "Sequence", "TYPE_CHECKING", "Any", "importlib"}
 
+# The public surface, pinned: adding or removing a name is a decision, made here on purpose (as httpx does).
+PUBLIC = [
+    "ApplyError",
+    "ApplyResult",
+    "CiProfileSpec",
+    "ComputeInstance",
+    "ComputeInstancePlacements",
+    "ComputeInstanceProfile",
+    "ComputeInstanceStatus",
+    "CreatedComputeInstance",
+    "CreatedGpuInstance",
+    "DestroyedComputeInstance",
+    "DestroyedGpuInstance",
+    "DeviceRun",
+    "DoctorReport",
+    "GiProfileSpec",
+    "GiSpec",
+    "Gpu",
+    "GpuInstance",
+    "GpuInstancePlacements",
+    "GpuInstanceProfile",
+    "GpuInstanceStatus",
+    "GpuPlan",
+    "GpuProcess",
+    "GpuStatus",
+    "Ids",
+    "InstanceBusy",
+    "Layout",
+    "LayoutError",
+    "Lease",
+    "LeaseError",
+    "Listing",
+    "MigDevice",
+    "MigDeviceInfo",
+    "MigDeviceUsage",
+    "MigMode",
+    "MigModeChange",
+    "MigOperationError",
+    "MigPartedDevice",
+    "NodeStatus",
+    "NvidiaSmiError",
+    "NvidiaSmiNotFound",
+    "NvidiaSmiTimeout",
+    "OperationFailure",
+    "OperationOutput",
+    "ParseError",
+    "PermissionDenied",
+    "Placement",
+    "Plan",
+    "RemoteError",
+    "RunResult",
+    "Runner",
+    "Smi",
+    "SmimigError",
+    "SshRunner",
+    "Step",
+    "SubprocessRunner",
+    "apply",
+    "create_ci",
+    "create_gi",
+    "cuda_visible_devices",
+    "destroy_ci",
+    "destroy_gi",
+    "device_env",
+    "devices",
+    "disable_mig",
+    "doctor",
+    "enable_mig",
+    "export",
+    "lease",
+    "list_ci_placements",
+    "list_ci_profiles",
+    "list_cis",
+    "list_gi_placements",
+    "list_gi_profiles",
+    "list_gis",
+    "list_gpus",
+    "list_mig_devices",
+    "list_processes",
+    "load_layout",
+    "mig_mode",
+    "plan",
+    "run_on_each",
+    "status",
+    "use",
+]
+
+
+def test_the_public_surface_is_pinned() -> None:
+    assert smimig.__all__ == PUBLIC
+
+
+def test_every_function_at_the_root_is_a_method_of_smi() -> None:
+    # The module-level functions are thin calls on the default Smi: each has a method of the same name.
+    functions = [
+        name for name in PUBLIC if name[0].islower() and name not in {"cuda_visible_devices", "device_env", "use"}
+    ]
+    assert [name for name in functions if not callable(getattr(smimig.Smi, name, None))] == []
+
+
+def test_use_swaps_the_default_client() -> None:
+    from smimig.sim import SimulatedRunner  # noqa: PLC0415
+
+    simulated = smimig.Smi(runner=SimulatedRunner("H200", gpus=2))
+    previous = smimig.use(simulated)
+    try:
+        assert [gpu.name for gpu in smimig.list_gpus()] == ["NVIDIA H200", "NVIDIA H200"]
+        smimig.enable_mig(1)
+        assert smimig.plan(smimig.Layout.from_dict({1: ["3g.71gb"]})).steps
+        assert smimig.export() == simulated.export()
+    finally:
+        assert smimig.use(previous) is simulated
+    with pytest.raises(ValueError, match=r"takes a smimig\.Smi"):
+        smimig.use("H200")  # type: ignore[arg-type]
+
 
 def test_all_is_sorted_and_complete() -> None:
     assert smimig.__all__ == sorted(smimig.__all__)

@@ -103,7 +103,7 @@ def test_every_multiset_planned_applied_or_rejected(model: str) -> None:
         layout = Layout({0: tuple(GiSpec(p.short_name) for p in chosen)})
         if fits(catalog, chosen):
             valid += 1
-            result = smimig.apply(layout, smi=smi)
+            result = smi.apply(layout)
             calls = len(counting.calls)
             mutating = counting.mutating
             assert mutating == (
@@ -128,7 +128,7 @@ def test_every_multiset_planned_applied_or_rejected(model: str) -> None:
         else:
             invalid += 1
             with pytest.raises(LayoutError):
-                smimig.apply(layout, smi=smi)
+                smi.apply(layout)
             assert counting.mutating == [], chosen
     assert valid > 10
     assert invalid > 0
@@ -146,7 +146,7 @@ def test_every_multiset_planned_applied_or_rejected(model: str) -> None:
 def test_packing_whatever_the_order(model: str, profiles: list[str]) -> None:
     for order in itertools.permutations(profiles):
         smi, _ = smi_for(model)
-        smimig.apply(Layout({0: tuple(GiSpec(name) for name in order)}), smi=smi)
+        smi.apply(Layout({0: tuple(GiSpec(name) for name in order)}))
         assert sorted(gi.short_name for gi in smi.list_gis()) == sorted(profiles)
 
 
@@ -158,25 +158,25 @@ def test_second_apply_changes_nothing_and_export_round_trips() -> None:
             1: [{"profile": "4g.20gb", "cis": ["2c.4g.20gb", "1c.4g.20gb", "1c.4g.20gb"]}],
         }
     )
-    first = smimig.apply(layout, smi=smi)
+    first = smi.apply(layout)
     assert first.changed
     before = len(counting.mutating)
-    second = smimig.apply(layout, smi=smi)
+    second = smi.apply(layout)
     assert (second.changed, len(counting.mutating)) == (False, before)
-    exported = smimig.export(smi=smi)
-    assert smimig.plan(exported, smi=smi).is_noop
-    assert smimig.apply(Layout.loads(exported.to_yaml()), smi=smi).ran == ()
-    assert smimig.apply(Layout.loads(exported.to_json()), smi=smi).ran == ()
+    exported = smi.export()
+    assert smi.plan(exported).is_noop
+    assert smi.apply(Layout.loads(exported.to_yaml())).ran == ()
+    assert smi.apply(Layout.loads(exported.to_json())).ran == ()
     assert len(counting.mutating) == before
     assert [len(gi.cis or ()) for gi in exported.gpus[1] or ()] == [3]
 
 
 def test_apply_a_then_b_destroys_only_what_it_must() -> None:
     smi, counting = smi_for("A100-40GB")
-    smimig.apply(Layout.from_dict({0: ["4g.20gb", "2g.10gb", "1g.5gb"]}), smi=smi)
+    smi.apply(Layout.from_dict({0: ["4g.20gb", "2g.10gb", "1g.5gb"]}))
     kept = {gi.short_name: gi.id for gi in smi.list_gis()}
     counting.calls.clear()
-    result = smimig.apply(Layout.from_dict({0: ["4g.20gb", "1g.5gb", "1g.5gb", "1g.5gb"]}), smi=smi)
+    result = smi.apply(Layout.from_dict({0: ["4g.20gb", "1g.5gb", "1g.5gb", "1g.5gb"]}))
     assert [str(step) for step in result.ran] == [
         "nvidia-smi mig -i 0 -gi 2 -dci",
         "nvidia-smi mig -i 0 -gi 2 -dgi",
@@ -188,30 +188,30 @@ def test_apply_a_then_b_destroys_only_what_it_must() -> None:
 def test_impossible_layout_says_why_and_suggests() -> None:
     smi, counting = smi_for("A100-40GB")
     with pytest.raises(LayoutError) as caught:
-        smimig.plan(Layout.from_dict({0: ["4g.20gb", "3g.20gb", "1g.5gb"]}), smi=smi)
+        smi.plan(Layout.from_dict({0: ["4g.20gb", "3g.20gb", "1g.5gb"]}))
     assert caught.value.reason == "GPU 0: the layout needs 9 memory slices; the GPU has 8"
     assert "[4g.20gb, 3g.20gb]" in caught.value.suggestions
     with pytest.raises(LayoutError) as unknown:
-        smimig.plan(Layout.from_dict({0: ["3g.40gb"]}), smi=smi)
+        smi.plan(Layout.from_dict({0: ["3g.40gb"]}))
     assert "no GPU instance profile '3g.40gb'" in str(unknown.value)
     with pytest.raises(LayoutError, match="cannot start at slice 1; allowed starts: 0, 2, 4"):
-        smimig.plan(Layout.from_dict({0: ["2g.10gb:1"]}), smi=smi)
-    smimig.apply(Layout.from_dict({0: ["3g.20gb:0"]}), smi=smi)
+        smi.plan(Layout.from_dict({0: ["2g.10gb:1"]}))
+    smi.apply(Layout.from_dict({0: ["3g.20gb:0"]}))
     with pytest.raises(LayoutError) as taken:
-        smimig.plan(Layout.from_dict({0: ["3g.20gb:0", "4g.20gb"]}), smi=smi)
+        smi.plan(Layout.from_dict({0: ["3g.20gb:0", "4g.20gb"]}))
     assert "4g.20gb needs slices 0-3 (one of them), but slices 0-3 are taken" in taken.value.reason
     with pytest.raises(LayoutError, match="optical-flow"):
-        smimig.plan(Layout.from_dict({0: ["1g.5gb+me", "7g.40gb"]}), smi=smi)
+        smi.plan(Layout.from_dict({0: ["1g.5gb+me", "7g.40gb"]}))
     assert counting.mutating == [["mig", "-i", "0", "-cgi", "3g.20gb:0", "-C"]]
 
 
 def test_mig_off_and_on() -> None:
     runner = Counting(SimulatedRunner("A30", gpus=2))
     smi = smimig.Smi(runner=runner)
-    result = smimig.apply(Layout.from_dict({0: ["2g.12gb", "2g.12gb"], 1: []}), smi=smi)
+    result = smi.apply(Layout.from_dict({0: ["2g.12gb", "2g.12gb"], 1: []}))
     assert [str(step) for step in result.ran][:2] == ["nvidia-smi -i 0 -mig 1", "nvidia-smi -i 1 -mig 1"]
     assert [mode.current for mode in smi.mig_mode()] == [True, True]
-    off = smimig.apply(Layout.from_dict({0: None}), smi=smi)
+    off = smi.apply(Layout.from_dict({0: None}))
     assert [str(step) for step in off.ran] == [
         "nvidia-smi mig -i 0 -gi 1,2 -dci",
         "nvidia-smi mig -i 0 -gi 1,2 -dgi",
@@ -221,7 +221,7 @@ def test_mig_off_and_on() -> None:
 
 def test_dry_run_changes_nothing() -> None:
     smi, counting = smi_for("H100-80GB")
-    result = smimig.apply(Layout.from_dict({0: ["7g.80gb"]}), dry_run=True, smi=smi)
+    result = smi.apply(Layout.from_dict({0: ["7g.80gb"]}), dry_run=True)
     assert result.dry_run
     assert counting.mutating == []
     assert "nvidia-smi mig -i 0 -cgi 7g.80gb:0 -C" in str(result)
@@ -266,34 +266,34 @@ def test_mig_parted_config_as_nvidia_ships_it(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(MIG_PARTED)
     smi, _ = smi_for("H100-80GB", gpus=2)
-    layout = smimig.load_layout(path, config="all-1g.10gb", smi=smi)
+    layout = smi.load_layout(path, config="all-1g.10gb")
     assert layout == Layout({0: (GiSpec("1g.10gb"),) * 7, 1: (GiSpec("1g.10gb"),) * 7})
-    smimig.apply(layout, smi=smi)
+    smi.apply(layout)
     assert len(smi.devices()) == 14
-    custom = smimig.load_layout(path, config="custom-config", smi=smi)
+    custom = smi.load_layout(path, config="custom-config")
     # five 1c CIs fill one 3g.40gb GI (three compute slices), then start a second, as mig-parted does
     assert custom.gpus[0] == (
         GiSpec("3g.40gb", None, ("1c.3g.40gb",) * 3),
         GiSpec("3g.40gb", None, ("1c.3g.40gb",) * 2),
     )
     assert custom.gpus[1] is None
-    smimig.apply(custom, smi=smi)
+    smi.apply(custom)
     assert sorted(ci.short_name for ci in smi.list_cis(0)) == ["1c.3g.40gb"] * 5
     with pytest.raises(LayoutError, match=r"this file has: all-1g\.10gb, all-disabled, custom-config"):
-        smimig.load_layout(path, config="nope", smi=smi)
+        smi.load_layout(path, config="nope")
 
 
 def test_mig_parted_filter_selects_by_device_id(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(MIG_PARTED)
     smi, _ = smi_for("A30")  # 0x20B710DE: no entry of all-1g.10gb selects it
-    assert smimig.load_layout(path, config="all-1g.10gb", smi=smi) == Layout({})
+    assert smi.load_layout(path, config="all-1g.10gb") == Layout({})
 
 
 def test_export_as_mig_parted_round_trips() -> None:
     smi, _ = smi_for("A100-40GB", gpus=2)
-    smimig.apply(Layout.from_dict({0: ["3g.20gb", "2g.10gb", "1g.5gb"], 1: None}), smi=smi)
-    config = smimig.export(smi=smi).to_mig_parted("mine")
+    smi.apply(Layout.from_dict({0: ["3g.20gb", "2g.10gb", "1g.5gb"], 1: None}))
+    config = smi.export().to_mig_parted("mine")
     assert config == {
         "version": "v1",
         "mig-configs": {
@@ -304,7 +304,7 @@ def test_export_as_mig_parted_round_trips() -> None:
         },
     }
     back = resolve_mig_parted(config, "mine", [MigPartedDevice(0, "0x20B010DE"), MigPartedDevice(1, "0x20B010DE")])
-    assert smimig.plan(back, smi=smi).is_noop
+    assert smi.plan(back).is_noop
 
 
 @pytest.mark.parametrize(
@@ -359,20 +359,19 @@ def mig_parted_errors(spec: Any) -> list[str]:
 def test_mig_parted_export_validates_and_round_trips(tmp_path: Path) -> None:
     yaml = pytest.importorskip("yaml")
     smi, _ = smi_for("H100-80GB", gpus=3)
-    smimig.apply(
+    smi.apply(
         Layout.from_dict(
             {
                 0: ["3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"],
                 1: [{"profile": "3g.40gb", "cis": ["1c.3g.40gb"] * 3}],
                 2: None,
             }
-        ),
-        smi=smi,
+        )
     )
-    text = yaml.safe_dump(smimig.export(smi=smi).to_mig_parted("lab"))
+    text = yaml.safe_dump(smi.export().to_mig_parted("lab"))
     spec = yaml.safe_load(text)
     assert mig_parted_errors(spec) == []
     path = tmp_path / "config.yaml"
     path.write_text(text)
-    assert smimig.plan(smimig.load_layout(path, config="lab", smi=smi), smi=smi).is_noop
+    assert smi.plan(smi.load_layout(path, config="lab")).is_noop
     assert mig_parted_errors(yaml.safe_load(MIG_PARTED)) == []  # the checker accepts NVIDIA's own shape

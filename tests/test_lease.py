@@ -32,7 +32,7 @@ def test_lease_yields_a_device_and_cleans_up() -> None:
     smi, _ = node()
     smi.create_gi(0, ["3g.20gb"], ci=True)  # someone else's instance: never touched
     before = smi.list_gis()
-    with smimig.lease("1g.5gb", smi=smi) as held:
+    with smi.lease("1g.5gb") as held:
         assert held.profile_name == "MIG 1g.5gb"
         assert held.env["CUDA_VISIBLE_DEVICES"] == held.uuid
         assert [d.uuid for d in smi.devices() if (d.gi, d.ci) == (held.gi, held.ci)] == [held.uuid]

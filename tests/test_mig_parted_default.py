@@ -28,7 +28,6 @@ import yaml
 
 import smimig
 from smimig import LayoutError
-from smimig.planner import apply, load_layout
 from smimig.sim import SimulatedRunner
 from smimig.sim.catalog import MODELS, GpuModel
 
@@ -119,10 +118,10 @@ def test_default_config_applies_exactly(config: str, key: str) -> None:
     if not set(wanted) <= available(model):
         missing = sorted(set(wanted) - available(model))
         with pytest.raises(LayoutError) as caught:
-            apply(load_layout(CONFIG, config=config, smi=smi), smi=smi)
+            smi.apply(smi.load_layout(CONFIG, config=config))
         assert any(name in str(caught.value) for name in missing)
         return
-    apply(load_layout(CONFIG, config=config, smi=smi), smi=smi)
+    smi.apply(smi.load_layout(CONFIG, config=config))
     modes = smi.mig_mode()
     assert [mode.current for mode in modes] == [bool(entry["mig-enabled"])] * GPUS
     if entry["mig-enabled"]:
@@ -133,7 +132,7 @@ def test_default_config_applies_exactly(config: str, key: str) -> None:
             assert Counter(gi.short_name for gi in own) == wanted
             for gi in own:  # mig-parted gives each GPU instance its default compute instance
                 assert [ci.short_name for ci in cis if ci.gpu == gpu and ci.gi == gi.id] == [gi.short_name]
-    second = apply(load_layout(CONFIG, config=config, smi=smi), smi=smi)
+    second = smi.apply(smi.load_layout(CONFIG, config=config))
     assert not second.ran
 
 

@@ -19,14 +19,14 @@ OPTION = {"destroy-ci": "-dci", "destroy-gi": "-dgi", "create-gi": "-cgi", "crea
 def node(faults: list[Fault] | None = None) -> tuple[smimig.Smi, SimulatedRunner]:
     runner = SimulatedRunner("A100-40GB", gpus=2, mig=True)
     smi = smimig.Smi(runner=runner)
-    smimig.apply(Layout.from_dict(START), smi=smi)
+    smi.apply(Layout.from_dict(START))
     runner.node.faults.extend(faults or [])
     return smi, runner
 
 
 def test_the_plan_has_many_steps() -> None:
     smi, _ = node()
-    steps = smimig.plan(Layout.from_dict(TARGET), smi=smi).steps
+    steps = smi.plan(Layout.from_dict(TARGET)).steps
     assert [step.action for step in steps] == [
         "destroy-ci",
         "destroy-gi",
@@ -43,19 +43,19 @@ def test_the_plan_has_many_steps() -> None:
 @pytest.mark.parametrize("reason", ["Insufficient Resources", "In use by another client"])
 def test_fault_at_every_step_rolls_back(position: int, reason: str) -> None:
     smi, runner = node()
-    starting = smimig.export(smi=smi)
-    steps = smimig.plan(Layout.from_dict(TARGET), smi=smi).steps
+    starting = smi.export()
+    steps = smi.plan(Layout.from_dict(TARGET)).steps
     option = OPTION[steps[position].action]
     earlier = sum(1 for step in steps[:position] if OPTION[step.action] == option)
     runner.node.faults.append(Fault(option, reason, nth=runner.node.calls.get(option, 0) + earlier + 1))
     with pytest.raises(ApplyError) as caught:
-        smimig.apply(Layout.from_dict(TARGET), smi=smi)
+        smi.apply(Layout.from_dict(TARGET))
     error = caught.value
     assert error.ran == steps[:position]
     assert [failure.reason for failure in error.failure.failures][:1] == [reason]  # type: ignore[attr-defined]
     assert error.rollback_failure is None
     assert error.state == starting
-    assert smimig.export(smi=smi) == starting
+    assert smi.export() == starting
     assert (len(error.restored) > 0) == (position > 0)
     assert "steps that ran before the failure" in str(error)
 
@@ -64,11 +64,11 @@ def test_without_rollback_the_state_is_reported() -> None:
     smi, runner = node([])
     runner.node.faults.append(Fault("-cgi", "Insufficient Resources", nth=runner.node.calls.get("-cgi", 0) + 1))
     with pytest.raises(ApplyError) as caught:
-        smimig.apply(Layout.from_dict(TARGET), rollback=False, smi=smi)
+        smi.apply(Layout.from_dict(TARGET), rollback=False)
     assert caught.value.restored == ()
     assert [str(step) for step in caught.value.ran] == [
         "nvidia-smi mig -i 0 -gi 1,2 -dci",
         "nvidia-smi mig -i 0 -gi 1,2 -dgi",
     ]
-    assert caught.value.state == smimig.export(smi=smi)
+    assert caught.value.state == smi.export()
     assert "no rollback was asked for" in str(caught.value)

@@ -51,7 +51,7 @@ def main():
             "gis": plain(list(smi.list_gis())),
             "cis": plain(list(smi.list_cis())),
             "devices": plain(list(smi.devices())),
-            "layout": smimig.export(smi=smi).to_dict(),
+            "layout": smi.export().to_dict(),
         }
     except smimig.SmimigError as error:
         module.fail_json(msg=str(error))

@@ -92,9 +92,9 @@ def main():
         if params["layout"] is not None:
             layout = smimig.Layout.from_dict(params["layout"])
         else:
-            layout = smimig.load_layout(params["mig_parted_config"], config=params["config"], smi=smi)
-        before = smimig.export(smi=smi)
-        plan = smimig.plan(layout, smi=smi)
+            layout = smi.load_layout(params["mig_parted_config"], config=params["config"])
+        before = smi.export()
+        plan = smi.plan(layout)
         steps = [str(step) for step in plan.steps]
         diff = {"before": before.to_yaml(), "after": layout.to_yaml()}
         if module.check_mode or plan.is_noop:
@@ -106,7 +106,7 @@ def main():
                 devices=plain(list(smi.devices())),
                 pending=[],
             )
-        result = smimig.apply(layout, force=params["force"], rollback=params["rollback"], smi=smi)
+        result = smi.apply(layout, force=params["force"], rollback=params["rollback"])
     except smimig.ApplyError as error:
         module.fail_json(
             msg=str(error),
