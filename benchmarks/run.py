@@ -6,12 +6,12 @@
 Sections: import time over a bare interpreter; parse time per fixture and for a large synthetic node; the
 end-to-end overhead of each public listing over a bare subprocess call of the same binary (the simulator's
 stand-in for both); the nvidia-smi calls each plan makes against the minimum. Each row states its target.
+The listings are the registry's (smimig.commands): every one is timed, none is named here.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -20,6 +20,7 @@ import tempfile
 import time
 import timeit
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 import smimig  # noqa: E402  # after the path is set, so the checkout's smimig is measured
 import smimig.sim  # noqa: E402
-from smimig import parsers  # noqa: E402
+from smimig import commands, parsers  # noqa: E402
 from smimig.runner import SubprocessRunner  # noqa: E402
 from smimig.sim import SimulatedRunner  # noqa: E402
+from tests.fixtures import cases  # noqa: E402  # the fixtures' reader the parser tests use
 
 IMPORT_TARGET_MS = 25.0
 PARSE_TARGET_US = 300.0
@@ -119,29 +121,21 @@ def import_times(runs: int) -> None:
 # -- parsing --------------------------------------------------------------------------------------
 
 
-def fixtures() -> list[tuple[str, str, str, dict[str, Any]]]:
-    found = []
-    for path in sorted((ROOT / "fixtures").rglob("*.json")):
-        spec = json.loads(path.read_text())
-        if not spec.get("parser"):
-            continue
-        base = path.parent / path.name.split(".")[0]
-        text_path = base.with_suffix(".txt") if base.with_suffix(".txt").exists() else base.with_suffix(".stdout")
-        options = {"fields": tuple(spec["fields"])} if "fields" in spec else {}
-        found.append((f"{path.parent.name}/{path.name}", spec["parser"], text_path.read_text(), options))
-    return found
-
-
 def parse_times(repeat: int) -> None:
+    """Each registry listing over each fixture of its parser, then the changes' parsers over theirs."""
+    listing_of = {command.parser.__name__: command.name for command in commands.COMMANDS}
+    position = {parser: number for number, parser in enumerate(listing_of)}
+    ordered = sorted(cases(), key=lambda case: (position.get(case.parser, len(position)), case.parser, case.id))
     rows = []
-    for name, parser, text, options in fixtures():
-        function = getattr(parsers, parser)
-        seconds = median_of(lambda function=function, text=text, options=options: function(text, **options), repeat)
+    for case in ordered:
+        function = getattr(parsers, case.parser)
+        seconds = median_of(partial(function, case.text, **case.options), repeat)
         micro = seconds * 1e6
-        rows.append([name, parser, f"{micro:.1f}", "ok" if micro < PARSE_TARGET_US else "MISSED"])
+        listing = listing_of.get(case.parser, "(a change)")
+        rows.append([listing, case.id, f"{micro:.1f}", "ok" if micro < PARSE_TARGET_US else "MISSED"])
     table(
         f"Parse time per fixture, µs per call (median of {repeat}; target < {PARSE_TARGET_US:.0f} µs)",
-        ["fixture", "parser", "µs", "target"],
+        ["listing", "parser:fixture", "µs", "target"],
         rows,
     )
 
@@ -157,14 +151,9 @@ def large_node(gpus: int) -> SimulatedRunner:
 
 def scaling(repeat: int) -> None:
     one, eight = large_node(1), large_node(8)
-    listings = [
-        ("-L", ["-L"], parsers.parse_gpu_list),
-        ("-lgi", ["mig", "-lgi"], parsers.parse_gis),
-        ("-lci", ["mig", "-lci"], parsers.parse_cis),
-        ("nvidia-smi (MIG devices)", [], parsers.parse_mig_devices),
-    ]
     rows = []
-    for name, args, parser in listings:
+    for command in commands.COMMANDS:
+        name, args, parser = command.name, command.argv(), command.parser
         small_text, big_text = one.run(args).stdout, eight.run(args).stdout
         small_timer = timeit.Timer(lambda parser=parser, text=small_text: parser(text))
         big_timer = timeit.Timer(lambda parser=parser, text=big_text: parser(text))
@@ -200,18 +189,10 @@ def overhead(runs: int) -> None:
         smi = smimig.Smi(runner=SubprocessRunner(str(stand_in)))
         smi.enable_mig(0)
         smi.create_gi(0, ["2g.12gb", "1g.6gb", "1g.6gb"], ci=True)
-        calls: list[tuple[str, list[str], Callable[[], object]]] = [
-            ("list_gpus", ["-L"], smi.list_gpus),
-            ("mig_mode", [f"--query-gpu={','.join(parsers.MIG_MODE_FIELDS)}", "--format=csv,noheader"], smi.mig_mode),
-            ("list_gi_profiles", ["mig", "-lgip"], smi.list_gi_profiles),
-            ("list_gi_placements", ["mig", "-lgipp"], smi.list_gi_placements),
-            ("list_gis", ["mig", "-lgi"], smi.list_gis),
-            ("list_ci_profiles", ["mig", "-lcip"], smi.list_ci_profiles),
-            ("list_cis", ["mig", "-lci"], smi.list_cis),
-            ("list_mig_devices", [], smi.list_mig_devices),
-        ]
         rows = []
-        for name, args, call in calls:
+        for command in commands.COMMANDS:  # each through its public method, as a user calls it
+            name, args = command.method, command.argv()
+            call: Callable[[], object] = getattr(smi, name)
             bare_samples, api_samples, ratios = [], [], []
             for _ in range(runs):  # interleaved pairs, so drift hits both alike; the ratio is taken per pair
                 start = time.perf_counter()

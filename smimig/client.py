@@ -1,19 +1,19 @@
 """``Smi``: builds nvidia-smi's argument lists, runs them through a runner, hands the text to a parser.
 
-Data flows one way: call -> argv -> :class:`~smimig.runner.Runner` -> text -> parser -> models.
+Data flows one way: call -> argv -> :class:`~smimig.runner.Runner` -> text -> parser -> models. A listing's
+argv, parser and "nothing found" answers come from the registry, :mod:`smimig.commands` (see :meth:`Smi.read`).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, Union, overload
 
 import attrs
 
-from smimig import parsers
+from smimig import commands, parsers
 from smimig.arguments import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_list
 from smimig.errors import MigOperationError, NvidiaSmiError, ParseError, PermissionDenied
 from smimig.listing import Listing
@@ -35,7 +35,6 @@ from smimig.models import (
     MigModeChange,
     OperationOutput,
 )
-from smimig.parsers._common import EMPTY_LISTINGS, is_empty_message
 from smimig.runner import DEFAULT_TIMEOUT, Runner, RunResult, SubprocessRunner
 
 if TYPE_CHECKING:
@@ -156,6 +155,9 @@ class Smi:
         /,
     ) -> tuple[A, B, C, D, E, F]: ...
 
+    @overload
+    def gather(self, *reads: Callable[[], T]) -> tuple[T, ...]: ...
+
     def gather(self, *reads: Callable[[], Any]) -> tuple[Any, ...]:
         """Run independent reads at once (up to ``max_workers`` threads); results in the order given.
 
@@ -193,15 +195,50 @@ class Smi:
             )
         return result
 
-    def _listing(self, args: list[str], parser: Callable[[str], list[T]]) -> list[T]:
-        result = self.runner.run(args)
-        if result.returncode != 0 and is_empty_message(result.stdout + result.stderr, EMPTY_LISTINGS):
-            # "No GPU instances found: Not Found" may come with exit code 6 (NVML's NOT_FOUND): that is
-            # an empty listing, not a failure.
-            return Listing(parser(result.stdout + result.stderr))
-        checked = self.run(args, result=result)
+    # -- reading a listing of the registry -------------------------------------------------------
+
+    def read(self, command: commands.Command[T], gpu: Ids = None, gi: Ids = None) -> Listing[T]:
+        """Run one listing of the registry (:mod:`smimig.commands`) and parse it: every ``list_*`` method,
+        ``mig_mode`` and ``pci_device_ids`` are this call on their entry.
+
+        >>> smi.read(smimig.commands.GIS, gpu=0)
+        [GpuInstance(gpu=0, name='MIG 2g.12gb', profile_id=5, id=1, placement=Placement(start=0, size=2)), …]
+
+        Raises:
+            ValueError: a bad selector, or one the command does not take (``gi`` for ``-lgi``).
+            NvidiaSmiError: nvidia-smi failed (not for the command's "nothing found" answers).
+            ParseError: output smimig cannot read; ``.result`` holds nvidia-smi's answer.
+        """
+        wanted = validate_ids(gpu, "gpu")
+        rows = self.parse(command, self.runner.run(command.argv(wanted, validate_ids(gi, "gi"))))
+        return rows if wanted is None else Listing(command.select(rows, wanted))
+
+    def read_raw(self, command: commands.Command[Any], gpu: Ids = None, gi: Ids = None) -> RunResult:
+        """Run one listing of the registry and return nvidia-smi's answer as it came: exit code not checked,
+        nothing parsed (doctor's self-check reads it so, to report and save what it cannot parse).
+
+        Raises:
+            ValueError: as :meth:`read`.
+            NvidiaSmiNotFound, NvidiaSmiTimeout: from the runner; no other failure raises here.
+        """
+        return self.runner.run(command.argv(validate_ids(gpu, "gpu"), validate_ids(gi, "gi")))
+
+    def parse(self, command: commands.Command[T], result: RunResult) -> Listing[T]:
+        """Check a listing's answer (from :meth:`read_raw`) and parse it, as :meth:`read` does.
+
+        The command's "nothing found" answers are an empty listing whatever the exit code ("No GPU instances
+        found: Not Found" may come with exit code 6, NVML's NOT_FOUND).
+
+        Raises:
+            NvidiaSmiError: any other non-zero exit code, or an error message with exit code 0.
+            ParseError: output the command's parser does not recognise; ``.result`` is ``result``.
+        """
+        text = result.stdout + result.stderr
+        if result.returncode != 0 and command.is_empty(text):
+            return Listing(command.parser(text))
+        checked = self.run(result.args, result=result)
         try:
-            return Listing(parser(checked.stdout))
+            return Listing(command.parser(checked.stdout))
         except ParseError as error:
             error.result = checked
             raise
@@ -218,9 +255,7 @@ class Smi:
 
         Command line equivalent: ``nvidia-smi -L``
         """
-        wanted = validate_ids(gpu, "gpu")
-        gpus = self._listing(["-L"], parsers.parse_gpu_list)
-        return gpus if wanted is None else Listing(item for item in gpus if item.index in wanted)
+        return self.read(commands.GPUS, gpu)
 
     def mig_mode(self, gpu: Ids = None) -> list[MigMode]:
         """Each GPU's MIG mode, current and pending.
@@ -231,12 +266,7 @@ class Smi:
         Command line equivalent: ``nvidia-smi [-i N] --query-gpu=index,pci.bus_id,mig.mode.current,
         mig.mode.pending --format=csv,noheader``
         """
-        args = [
-            *_selector("-i", validate_ids(gpu, "gpu")),
-            "--query-gpu=" + ",".join(parsers.MIG_MODE_FIELDS),
-            "--format=csv,noheader",
-        ]
-        return self._listing(args, parsers.parse_mig_mode)
+        return self.read(commands.MIG_MODE, gpu)
 
     def list_gi_profiles(self, gpu: Ids = None) -> list[GpuInstanceProfile]:
         """The GPU instance profiles of each GPU, with free/total instance counts.
@@ -246,7 +276,7 @@ class Smi:
 
         Command line equivalent: ``nvidia-smi mig [-i N] -lgip``
         """
-        return self._mig(["-lgip"], gpu, None, parsers.parse_gi_profiles)
+        return self.read(commands.GI_PROFILES, gpu)
 
     def list_gi_placements(self, gpu: Ids = None) -> list[GpuInstancePlacements]:
         """The possible placements of each GPU instance profile.
@@ -256,7 +286,7 @@ class Smi:
 
         Command line equivalent: ``nvidia-smi mig [-i N] -lgipp``
         """
-        return self._mig(["-lgipp"], gpu, None, parsers.parse_gi_placements)
+        return self.read(commands.GI_PLACEMENTS, gpu)
 
     def list_gis(self, gpu: Ids = None) -> list[GpuInstance]:
         """The GPU instances.
@@ -266,7 +296,7 @@ class Smi:
 
         Command line equivalent: ``nvidia-smi mig [-i N] -lgi``
         """
-        return self._mig(["-lgi"], gpu, None, parsers.parse_gis)
+        return self.read(commands.GIS, gpu)
 
     def list_ci_profiles(self, gpu: Ids = None, gi: Ids = None) -> list[ComputeInstanceProfile]:
         """The compute instance profiles available in each GPU instance.
@@ -276,14 +306,14 @@ class Smi:
 
         Command line equivalent: ``nvidia-smi mig [-i N] [-gi G] -lcip``
         """
-        return self._mig(["-lcip"], gpu, gi, parsers.parse_ci_profiles)
+        return self.read(commands.CI_PROFILES, gpu, gi)
 
     def list_ci_placements(self, gpu: Ids = None, gi: Ids = None) -> list[ComputeInstancePlacements]:
         """The possible placements of each compute instance profile inside each GPU instance.
 
         Command line equivalent: ``nvidia-smi mig [-i N] [-gi G] -lcipp``
         """
-        return self._mig(["-lcipp"], gpu, gi, parsers.parse_ci_placements)
+        return self.read(commands.CI_PLACEMENTS, gpu, gi)
 
     def list_cis(self, gpu: Ids = None, gi: Ids = None) -> list[ComputeInstance]:
         """The compute instances.
@@ -293,7 +323,7 @@ class Smi:
 
         Command line equivalent: ``nvidia-smi mig [-i N] [-gi G] -lci``
         """
-        return self._mig(["-lci"], gpu, gi, parsers.parse_cis)
+        return self.read(commands.CIS, gpu, gi)
 
     def list_mig_devices(self, gpu: Ids = None) -> list[MigDeviceUsage]:
         """The MIG devices with their memory, BAR1 and engine figures (the "MIG devices:" table).
@@ -303,48 +333,21 @@ class Smi:
 
         Command line equivalent: ``nvidia-smi [-i N]``
         """
-        args = _selector("-i", validate_ids(gpu, "gpu"))
-        return self._listing(args, parsers.parse_mig_devices)
+        return self.read(commands.MIG_DEVICES, gpu)
 
     def pci_device_ids(self, gpu: Ids = None) -> dict[int, str]:
         """Each GPU's PCI device id (``0x20B010DE``), what mig-parted's ``device-filter`` selects by.
 
         Command line equivalent: ``nvidia-smi --query-gpu=index,pci.device_id --format=csv,noheader``
         """
-        args = [*_selector("-i", validate_ids(gpu, "gpu")), "--query-gpu=index,pci.device_id", "--format=csv,noheader"]
-        ids: dict[int, str] = {}
-        text = self.run(args).stdout
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            index, _, device_id = (part.strip() for part in line.partition(","))
-            if not re.fullmatch("[0-9]+", index) or not re.fullmatch(r"0x[0-9A-Fa-f]{8}", device_id):
-                raise ParseError("expected 'index, 0x…' in the PCI device id query", text, number)
-            ids[int(index)] = device_id
-        return ids
+        return {row.gpu: row.device_id for row in self.read(commands.PCI_DEVICE_IDS, gpu)}
 
     def list_processes(self, gpu: Ids = None) -> list[GpuProcess]:
         """The processes running on the GPUs, with the GPU and compute instance each runs in.
 
         Command line equivalent: ``nvidia-smi [-i N]`` (its "Processes:" table)
         """
-        args = _selector("-i", validate_ids(gpu, "gpu"))
-        return self._listing(args, parsers.parse_processes)
-
-    def _mig(
-        self,
-        action: list[str],
-        gpu: Ids,
-        gi: Ids,
-        parser: Callable[[str], list[T]],
-    ) -> list[T]:
-        args = [
-            "mig",
-            *_selector("-i", validate_ids(gpu, "gpu")),
-            *_selector("-gi", validate_ids(gi, "gi")),
-            *action,
-        ]
-        return self._listing(args, parser)
+        return self.read(commands.PROCESSES, gpu)
 
     # -- views -----------------------------------------------------------------------------------
 

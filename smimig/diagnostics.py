@@ -5,23 +5,28 @@ now and pending and, when they differ, why (processes on the GPU, or a reset nee
 be allowed (root, or ``sudo -n``); and a self-check that runs every listing smimig reads and reports any
 output it cannot parse, saving the raw text to a file for a bug report (driver 560 changed nvidia-smi's
 text once and broke other tools silently).
+
+The self-check's listings are the registry's (:mod:`smimig.commands`), run through the ``Smi`` being checked:
+each with :meth:`Smi.read_raw <smimig.client.Smi.read_raw>`, all at once with ``Smi.gather``, and judged by
+:meth:`Smi.parse <smimig.client.Smi.parse>`, exactly as the listing methods judge them.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import attrs
 
-from smimig import parsers
+from smimig import commands
 from smimig.client import Smi, default_client
-from smimig.errors import ParseError, SmimigError
+from smimig.errors import NvidiaSmiError, ParseError, SmimigError
 from smimig.models import GpuProcess
 from smimig.runner import RunResult, SubprocessRunner, sudo_works
 
@@ -86,75 +91,65 @@ class DoctorReport:
         return "\n".join(str(finding) for finding in self.findings)
 
 
-_LISTINGS: Sequence[tuple[str, list[str], Callable[[str], object]]] = (
-    ("gpus", ["-L"], parsers.parse_gpu_list),
-    ("mig mode", [f"--query-gpu={','.join(parsers.MIG_MODE_FIELDS)}", "--format=csv,noheader"], parsers.parse_mig_mode),
-    ("GPU instance profiles", ["mig", "-lgip"], parsers.parse_gi_profiles),
-    ("GPU instance placements", ["mig", "-lgipp"], parsers.parse_gi_placements),
-    ("GPU instances", ["mig", "-lgi"], parsers.parse_gis),
-    ("compute instance profiles", ["mig", "-lcip"], parsers.parse_ci_profiles),
-    ("compute instance placements", ["mig", "-lcipp"], parsers.parse_ci_placements),
-    ("compute instances", ["mig", "-lci"], parsers.parse_cis),
-    ("MIG devices table", [], parsers.parse_mig_devices),
-    ("processes table", [], parsers.parse_processes),
-)
+def _attempt(smi: Smi, command: commands.Command[Any]) -> RunResult | SmimigError:
+    try:
+        return smi.read_raw(command)
+    except SmimigError as error:  # not there, timed out, unreachable: reported, the others still run
+        return error
 
 
-def _run_all(smi: Smi) -> list[RunResult | SmimigError]:
-    """Every listing's run, issued at once (they are independent reads)."""
-
-    def one(args: list[str]) -> RunResult | SmimigError:
-        try:
-            return smi.runner.run(args)
-        except SmimigError as error:
-            return error
-
-    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415  # only the doctor needs it here
-
-    with ThreadPoolExecutor(max_workers=smi.max_workers) as pool:
-        return list(pool.map(one, [args for _, args, _ in _LISTINGS]))
+def _run_all(smi: Smi, listed: Sequence[commands.Command[Any]]) -> list[RunResult | SmimigError]:
+    """Each listing's answer, in order; all issued at once (independent reads), each distinct command line
+    once (plain nvidia-smi serves both the MIG devices and the processes table)."""
+    distinct: dict[tuple[str, ...], commands.Command[Any]] = {}
+    for command in listed:
+        distinct.setdefault(tuple(command.argv()), command)
+    answers = smi.gather(*(functools.partial(_attempt, smi, command) for command in distinct.values()))
+    by_argv = dict(zip(distinct, answers))
+    return [by_argv[tuple(command.argv())] for command in listed]
 
 
 def _self_check(smi: Smi, save_dir: Path | None) -> list[ListingCheck]:
+    listed = [command for command in commands.COMMANDS if command.self_check]
     checks = []
-    for (name, args, parser), outcome in zip(_LISTINGS, _run_all(smi)):
-        command = " ".join(["nvidia-smi", *args])
-        result = outcome
+    for command, outcome in zip(listed, _run_all(smi, listed)):
+        name, line = command.name, " ".join(["nvidia-smi", *command.argv()])
         if isinstance(outcome, SmimigError):
-            error = outcome
-            checks.append(ListingCheck(name, command, ok=False, problem=str(error)))
+            checks.append(ListingCheck(name, line, ok=False, problem=str(outcome)))
             continue
-        assert isinstance(result, RunResult)  # noqa: S101  # narrowed above: an error or a run
-        text = result.stdout + result.stderr
-        if result.returncode != 0 and not parsers.is_empty_listing(text):
+        result = outcome
+        try:
+            smi.parse(command, result)
+        except NvidiaSmiError:
+            text = result.stdout + result.stderr
             checks.append(
-                ListingCheck(name, command, ok=False, problem=f"exit code {result.returncode}: {text.strip()[:200]}")
+                ListingCheck(name, line, ok=False, problem=f"exit code {result.returncode}: {text.strip()[:200]}")
             )
             continue
-        try:
-            parser(text if result.returncode else result.stdout)
         except ParseError as error:
             if save_dir is None:
                 save_dir = Path(tempfile.mkdtemp(prefix=f"smimig-doctor-{time.strftime('%Y%m%d-%H%M%S')}-"))
             save_dir.mkdir(parents=True, exist_ok=True)
             path = save_dir / (re.sub(r"[^a-z0-9]+", "-", name.lower()) + ".txt")
             path.write_text(
-                f"$ {command}\n# exit code {result.returncode}\n{result.stdout}{result.stderr}", encoding="utf-8"
+                f"$ {line}\n# exit code {result.returncode}\n{result.stdout}{result.stderr}", encoding="utf-8"
             )
-            checks.append(ListingCheck(name, command, ok=False, problem=str(error), saved_to=str(path)))
+            checks.append(ListingCheck(name, line, ok=False, problem=str(error), saved_to=str(path)))
             continue
-        checks.append(ListingCheck(name, command, ok=True))
+        checks.append(ListingCheck(name, line, ok=True))
     return checks
 
 
 def _driver(smi: Smi) -> str | None:
     for args in (["--version"], []):
         try:
-            result = smi.runner.run(args)
+            result = smi.run(args)
+        except NvidiaSmiError:
+            continue  # an older nvidia-smi without --version: its table's banner names the driver
         except SmimigError:
             return None
         match = _DRIVER.search(result.stdout)
-        if result.returncode == 0 and match:
+        if match:
             return match.group(1) or match.group(2)
     return None
 

@@ -34,6 +34,7 @@ __all__ = [
     "MigModeChange",
     "OperationFailure",
     "OperationOutput",
+    "PciDeviceId",
     "Placement",
 ]
 
@@ -79,6 +80,15 @@ class MigMode:
     def is_pending(self) -> bool:
         """Whether a mode change has been asked for but is not in effect yet."""
         return self.current != self.pending
+
+
+@attrs.frozen
+class PciDeviceId:
+    """A GPU's PCI device id from ``--query-gpu=index,pci.device_id`` (``0x20B010DE``: NVIDIA's id, as the
+    ``device-filter`` entries of mig-parted's configs select by)."""
+
+    gpu: int
+    device_id: str
 
 
 class _ProfileNaming:

@@ -90,6 +90,21 @@ def test_mig_mode_argv_and_result(fp: Any, smi: smimig.Smi) -> None:
     assert smi.mig_mode(0) == [MigMode(gpu=0, bus_id="00000000:17:00.0", current=True, pending=True)]
 
 
+def test_pci_device_ids_argv_and_result(fp: Any, smi: smimig.Smi) -> None:
+    args = [SMI, "-i", "0,1", "--query-gpu=index,pci.device_id", "--format=csv,noheader"]
+    fp.register(args, stdout="0, 0x20B710DE\n1, 0x233010DE\n")
+    assert smi.pci_device_ids([0, 1]) == {0: "0x20B710DE", 1: "0x233010DE"}
+
+
+def test_list_processes_reads_plain_nvidia_smi(fp: Any, smi: smimig.Smi) -> None:
+    fp.register([SMI, "-i", "0"], stdout=text_of("synthetic/table-processes.txt"))
+    processes = smi.list_processes(0)
+    assert [(process.gpu, process.gi, process.ci, process.pid) for process in processes] == [
+        (0, 1, 0, 41233),
+        (1, None, None, 41240),
+    ]
+
+
 def test_no_mig_enabled_devices_is_an_empty_list(fp: Any, smi: smimig.Smi) -> None:
     stdout, stderr, returncode = recording("h100-80gb-driver580", "lgi")
     fp.register([SMI, "mig", "-lgi"], stdout=stdout, stderr=stderr, returncode=returncode)
@@ -138,6 +153,14 @@ def test_error_text_with_exit_code_zero(fp: Any, smi: smimig.Smi) -> None:
     with pytest.raises(smimig.NvidiaSmiError, match="exit code 0") as caught:
         smi.list_gis()
     assert caught.value.returncode == 0
+
+
+def test_another_listings_empty_answer_is_a_failure(fp: Any, smi: smimig.Smi) -> None:
+    # "No compute instances found" is -lci's empty answer, never -lgi's: with exit code 6 it is a failure.
+    fp.register([SMI, "mig", "-lgi"], stdout="No compute instances found: Not Found\n", returncode=6)
+    with pytest.raises(smimig.NvidiaSmiError) as caught:
+        smi.list_gis()
+    assert caught.value.returncode == 6
 
 
 def test_garbage_output_raises_parse_error(fp: Any, smi: smimig.Smi) -> None:

@@ -6,11 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 import smimig
+from smimig import commands
+from smimig.runner import RunResult
 from smimig.sim import SimulatedRunner
 from smimig.testing import FakeRunner
 
@@ -26,6 +29,47 @@ def test_healthy_node() -> None:
     assert all(check.ok for check in report.listings)
     assert len(report.listings) == 10
     assert str(report).splitlines()[-1] == "ok  self-check: all 10 listings parse"
+
+
+class Counting:
+    """The simulator, counting each argv; ``fail`` answers one command line with exit code 255."""
+
+    def __init__(self, fail: Sequence[str] | None = None) -> None:
+        self.sim = SimulatedRunner("A30", gpus=1, mig=True)
+        self.calls: list[list[str]] = []
+        self.fail = list(fail) if fail is not None else None
+
+    def run(self, args: Sequence[str]) -> RunResult:
+        self.calls.append(list(args))
+        if list(args) == self.fail:
+            return RunResult(("nvidia-smi", *args), 255, "Unknown Error\n", "")
+        return self.sim.run(args)
+
+
+def test_self_check_runs_the_registrys_listings_through_smi() -> None:
+    runner = Counting()
+    report = smimig.Smi(runner=runner, max_workers=1).doctor()
+    listed = [command for command in commands.COMMANDS if command.self_check]
+    assert [(check.name, check.command) for check in report.listings] == [
+        (command.name, " ".join(["nvidia-smi", *command.argv()])) for command in listed
+    ]
+    for command in listed:
+        assert command.argv() in runner.calls
+    # plain nvidia-smi serves two tables; the self-check runs it once (the processes read before it is
+    # the other run; the driver comes from --version)
+    assert runner.calls.count([]) == 2
+    assert ["--version"] in runner.calls
+
+
+def test_a_listing_that_fails_is_reported_with_its_exit_code() -> None:
+    report = smimig.Smi(runner=Counting(fail=["mig", "-lgipp"])).doctor()
+    (failed,) = [check for check in report.listings if not check.ok]
+    assert (failed.name, failed.problem, failed.saved_to) == (
+        "GPU instance placements",
+        "exit code 255: Unknown Error",
+        None,
+    )
+    assert "!!  listing 'GPU instance placements' (nvidia-smi mig -lgipp) not understood: exit code 255" in str(report)
 
 
 def test_pending_because_a_process_uses_the_gpu() -> None:

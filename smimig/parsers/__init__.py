@@ -2,16 +2,26 @@
 
 Each parser is a function ``parse_x(text: str) -> list[Model]``: no I/O, no state. It returns ``[]`` for
 nvidia-smi's "nothing to list" messages and raises ``smimig.ParseError`` for anything it does not recognise.
+Which command each parser reads, with its "nothing to list" messages, is in :mod:`smimig.commands`.
 """
 
 from __future__ import annotations
 
-from smimig.parsers._common import EMPTY_LISTINGS, is_empty_message
+from smimig.parsers._common import (
+    EMPTY_LISTINGS,
+    NO_COMPUTE_INSTANCES,
+    NO_GPU_INSTANCES,
+    NO_MIG_DEVICES,
+    NO_MIG_ENABLED_DEVICES,
+    is_empty_message,
+)
 from smimig.parsers.devices import (
     MIG_MODE_FIELDS,
+    PCI_DEVICE_ID_FIELDS,
     parse_gpu_list,
     parse_mig_devices,
     parse_mig_mode,
+    parse_pci_device_ids,
     parse_processes,
 )
 from smimig.parsers.instances import parse_cis, parse_gis
@@ -31,7 +41,13 @@ from smimig.parsers.profiles import (
 
 __all__ = [
     "MIG_MODE_FIELDS",
+    "NO_COMPUTE_INSTANCES",
+    "NO_GPU_INSTANCES",
+    "NO_MIG_DEVICES",
+    "NO_MIG_ENABLED_DEVICES",
+    "PCI_DEVICE_ID_FIELDS",
     "is_empty_listing",
+    "is_empty_message",
     "parse_ci_placements",
     "parse_ci_profiles",
     "parse_cis",
@@ -45,6 +61,7 @@ __all__ = [
     "parse_gpu_list",
     "parse_mig_devices",
     "parse_mig_mode",
+    "parse_pci_device_ids",
     "parse_processes",
     "parse_set_mig_mode",
 ]

@@ -15,6 +15,9 @@ name='MIG 2g.12gb', uuid='MIG-89b7…'),))]``.
 becomes ``[MigMode(gpu=0, bus_id='00000000:17:00.0', current=True, pending=True)]``. A first line of field
 names (``--format=csv`` without ``noheader``) is read as the header and may name more columns.
 
+``nvidia-smi --query-gpu=index,pci.device_id --format=csv,noheader``: ``0, 0x233010DE`` becomes
+``[PciDeviceId(gpu=0, device_id='0x233010DE')]``.
+
 Plain ``nvidia-smi``: its "MIG devices:" box, one two-line record per MIG device, becomes
 ``MigDeviceUsage`` rows. Its columns are found by their headings, as drivers 470 to 545 print them
 ("Memory-Usage", "BAR1-Usage") and as driver 580 and later do ("Shared Memory-Usage", "Shared
@@ -31,11 +34,19 @@ from collections.abc import Sequence
 import attrs
 
 from smimig.errors import ParseError
-from smimig.models import Gpu, GpuProcess, MigDevice, MigDeviceUsage, MigMode
+from smimig.models import Gpu, GpuProcess, MigDevice, MigDeviceUsage, MigMode, PciDeviceId
 from smimig.parsers._common import NO_MIG_DEVICES, compile_pattern, match_line
 from smimig.parsers.tables import Box, read_boxes
 
-__all__ = ["MIG_MODE_FIELDS", "parse_gpu_list", "parse_mig_devices", "parse_mig_mode", "parse_processes"]
+__all__ = [
+    "MIG_MODE_FIELDS",
+    "PCI_DEVICE_ID_FIELDS",
+    "parse_gpu_list",
+    "parse_mig_devices",
+    "parse_mig_mode",
+    "parse_pci_device_ids",
+    "parse_processes",
+]
 
 _PROCESSES_TITLE = "Processes:"
 _PROCESSES_HEADER = "GPU GI CI PID Type Process name GPU Memory ID ID Usage".split()
@@ -143,6 +154,27 @@ def parse_mig_mode(text: str, fields: Sequence[str] = MIG_MODE_FIELDS) -> list[M
             )
         )
     return modes
+
+
+PCI_DEVICE_ID_FIELDS = ("index", "pci.device_id")
+"""The fields of the PCI device id query, in order."""
+
+_PCI_DEVICE_ID = re.compile("0x[0-9A-Fa-f]{8}")
+
+
+def parse_pci_device_ids(text: str) -> list[PciDeviceId]:
+    """Parse the CSV of ``--query-gpu=index,pci.device_id --format=csv,noheader`` (``0, 0x233010DE``)."""
+    ids = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        index, _, device_id = (part.strip() for part in line.partition(","))
+        if not _NUMBER.fullmatch(index) or not _PCI_DEVICE_ID.fullmatch(device_id):
+            raise ParseError("expected 'index, 0x…' in the PCI device id query", text, number)
+        ids.append(PciDeviceId(int(index), device_id))
+    if not ids:
+        raise ParseError("empty PCI device id query output", text)
+    return ids
 
 
 @attrs.frozen
