@@ -109,6 +109,7 @@ _SUBMODULES = frozenset(
         "arguments",
         "cli",
         "client",
+        "commands",
         "diagnostics",
         "errors",
         "exit_codes",

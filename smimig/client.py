@@ -201,8 +201,11 @@ class Smi:
         """Run one listing of the registry (:mod:`smimig.commands`) and parse it: every ``list_*`` method,
         ``mig_mode`` and ``pci_device_ids`` are this call on their entry.
 
-        >>> smi.read(smimig.commands.GIS, gpu=0)
-        [GpuInstance(gpu=0, name='MIG 2g.12gb', profile_id=5, id=1, placement=Placement(start=0, size=2)), …]
+        >>> from smimig import commands
+        >>> from smimig.sim import SimulatedRunner
+        >>> smi = smimig.Smi(runner=SimulatedRunner("A30", mig=True))
+        >>> [profile.name for profile in smi.read(commands.GI_PROFILES, gpu=0)]
+        ['MIG 1g.6gb', 'MIG 1g.6gb+me', 'MIG 2g.12gb', 'MIG 2g.12gb+me', 'MIG 4g.24gb']
 
         Raises:
             ValueError: a bad selector, or one the command does not take (``gi`` for ``-lgi``).
