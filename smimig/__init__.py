@@ -162,82 +162,82 @@ def use(smi: Smi | None) -> Smi | None:
     return use_client(smi)
 
 
-def list_gpus(gpu: Ids = None) -> list[Gpu]:
+def list_gpus(gpu: Ids = None) -> Listing[Gpu]:
     """The GPUs and their MIG devices. See :meth:`Smi.list_gpus`. Command: ``nvidia-smi -L``"""
     return _client().list_gpus(gpu)
 
 
-def mig_mode(gpu: Ids = None) -> list[MigMode]:
+def mig_mode(gpu: Ids = None) -> Listing[MigMode]:
     """Each GPU's MIG mode. See :meth:`Smi.mig_mode`. Command: ``nvidia-smi --query-gpu=…``"""
     return _client().mig_mode(gpu)
 
 
-def list_gi_profiles(gpu: Ids = None) -> list[GpuInstanceProfile]:
+def list_gi_profiles(gpu: Ids = None) -> Listing[GpuInstanceProfile]:
     """GPU instance profiles. See :meth:`Smi.list_gi_profiles`. Command: ``nvidia-smi mig -lgip``"""
     return _client().list_gi_profiles(gpu)
 
 
-def list_gi_placements(gpu: Ids = None) -> list[GpuInstancePlacements]:
+def list_gi_placements(gpu: Ids = None) -> Listing[GpuInstancePlacements]:
     """GPU instance placements. See :meth:`Smi.list_gi_placements`. Command: ``nvidia-smi mig -lgipp``"""
     return _client().list_gi_placements(gpu)
 
 
-def list_gis(gpu: Ids = None) -> list[GpuInstance]:
+def list_gis(gpu: Ids = None) -> Listing[GpuInstance]:
     """GPU instances. See :meth:`Smi.list_gis`. Command: ``nvidia-smi mig -lgi``"""
     return _client().list_gis(gpu)
 
 
-def list_ci_profiles(gpu: Ids = None, gi: Ids = None) -> list[ComputeInstanceProfile]:
+def list_ci_profiles(gpu: Ids = None, gi: Ids = None) -> Listing[ComputeInstanceProfile]:
     """Compute instance profiles. See :meth:`Smi.list_ci_profiles`. Command: ``nvidia-smi mig -lcip``"""
     return _client().list_ci_profiles(gpu, gi)
 
 
-def list_ci_placements(gpu: Ids = None, gi: Ids = None) -> list[ComputeInstancePlacements]:
+def list_ci_placements(gpu: Ids = None, gi: Ids = None) -> Listing[ComputeInstancePlacements]:
     """Compute instance placements. See :meth:`Smi.list_ci_placements`. Command: ``nvidia-smi mig -lcipp``"""
     return _client().list_ci_placements(gpu, gi)
 
 
-def list_cis(gpu: Ids = None, gi: Ids = None) -> list[ComputeInstance]:
+def list_cis(gpu: Ids = None, gi: Ids = None) -> Listing[ComputeInstance]:
     """Compute instances. See :meth:`Smi.list_cis`. Command: ``nvidia-smi mig -lci``"""
     return _client().list_cis(gpu, gi)
 
 
-def list_mig_devices(gpu: Ids = None) -> list[MigDeviceUsage]:
+def list_mig_devices(gpu: Ids = None) -> Listing[MigDeviceUsage]:
     """The "MIG devices:" table. See :meth:`Smi.list_mig_devices`. Command: ``nvidia-smi``"""
     return _client().list_mig_devices(gpu)
 
 
-def enable_mig(gpu: int | Sequence[int]) -> list[MigModeChange]:
+def enable_mig(gpu: int | Sequence[int]) -> Listing[MigModeChange]:
     """Turn MIG mode on. See :meth:`Smi.enable_mig`. Command: ``nvidia-smi -i N -mig 1``"""
     return _client().enable_mig(gpu)
 
 
-def disable_mig(gpu: int | Sequence[int]) -> list[MigModeChange]:
+def disable_mig(gpu: int | Sequence[int]) -> Listing[MigModeChange]:
     """Turn MIG mode off. See :meth:`Smi.disable_mig`. Command: ``nvidia-smi -i N -mig 0``"""
     return _client().disable_mig(gpu)
 
 
-def create_gi(gpu: int, profiles: Sequence[GiProfileSpec], ci: bool = False) -> list[CreatedGpuInstance]:
+def create_gi(gpu: int, profiles: Sequence[GiProfileSpec], ci: bool = False) -> Listing[CreatedGpuInstance]:
     """Create GPU instances. See :meth:`Smi.create_gi`. Command: ``nvidia-smi mig -i N -cgi … [-C]``"""
     return _client().create_gi(gpu, profiles, ci=ci)
 
 
-def create_ci(gpu: int, gi: int, profiles: Sequence[CiProfileSpec] | None = None) -> list[CreatedComputeInstance]:
+def create_ci(gpu: int, gi: int, profiles: Sequence[CiProfileSpec] | None = None) -> Listing[CreatedComputeInstance]:
     """Create compute instances. See :meth:`Smi.create_ci`. Command: ``nvidia-smi mig -i N -gi G -cci …``"""
     return _client().create_ci(gpu, gi, profiles)
 
 
-def destroy_ci(gpu: Ids = None, gi: Ids = None, ci: Ids = None) -> list[DestroyedComputeInstance]:
+def destroy_ci(gpu: Ids = None, gi: Ids = None, ci: Ids = None) -> Listing[DestroyedComputeInstance]:
     """Destroy compute instances. See :meth:`Smi.destroy_ci`. Command: ``nvidia-smi mig -dci``"""
     return _client().destroy_ci(gpu, gi, ci)
 
 
-def destroy_gi(gpu: Ids = None, gi: Ids = None) -> list[DestroyedGpuInstance]:
+def destroy_gi(gpu: Ids = None, gi: Ids = None) -> Listing[DestroyedGpuInstance]:
     """Destroy GPU instances. See :meth:`Smi.destroy_gi`. Command: ``nvidia-smi mig -dgi``"""
     return _client().destroy_gi(gpu, gi)
 
 
-def devices(gpu: Ids = None) -> list[MigDeviceInfo]:
+def devices(gpu: Ids = None) -> Listing[MigDeviceInfo]:
     """The MIG devices with their ids and UUIDs. See :meth:`Smi.devices`. Command: ``nvidia-smi -L``"""
     return _client().devices(gpu)
 
@@ -247,7 +247,7 @@ def status(gpu: Ids = None) -> NodeStatus:
     return _client().status(gpu)
 
 
-def list_processes(gpu: Ids = None) -> list[GpuProcess]:
+def list_processes(gpu: Ids = None) -> Listing[GpuProcess]:
     """Processes on the GPUs. See :meth:`Smi.list_processes`. Command: ``nvidia-smi``"""
     return _client().list_processes(gpu)
 

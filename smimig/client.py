@@ -248,7 +248,7 @@ class Smi:
 
     # -- listings --------------------------------------------------------------------------------
 
-    def list_gpus(self, gpu: Ids = None) -> list[Gpu]:
+    def list_gpus(self, gpu: Ids = None) -> Listing[Gpu]:
         """The GPUs with the MIG devices on each, from ``nvidia-smi -L``.
 
         ``-L`` does not take ``-i`` (driver 580 refuses it), so a selection is made here, after parsing.
@@ -260,7 +260,7 @@ class Smi:
         """
         return self.read(commands.GPUS, gpu)
 
-    def mig_mode(self, gpu: Ids = None) -> list[MigMode]:
+    def mig_mode(self, gpu: Ids = None) -> Listing[MigMode]:
         """Each GPU's MIG mode, current and pending.
 
         >>> smimig.mig_mode(0)
@@ -271,7 +271,7 @@ class Smi:
         """
         return self.read(commands.MIG_MODE, gpu)
 
-    def list_gi_profiles(self, gpu: Ids = None) -> list[GpuInstanceProfile]:
+    def list_gi_profiles(self, gpu: Ids = None) -> Listing[GpuInstanceProfile]:
         """The GPU instance profiles of each GPU, with free/total instance counts.
 
         >>> smimig.list_gi_profiles(0)[2]
@@ -281,7 +281,7 @@ class Smi:
         """
         return self.read(commands.GI_PROFILES, gpu)
 
-    def list_gi_placements(self, gpu: Ids = None) -> list[GpuInstancePlacements]:
+    def list_gi_placements(self, gpu: Ids = None) -> Listing[GpuInstancePlacements]:
         """The possible placements of each GPU instance profile.
 
         >>> smimig.list_gi_placements(0)[2]
@@ -291,7 +291,7 @@ class Smi:
         """
         return self.read(commands.GI_PLACEMENTS, gpu)
 
-    def list_gis(self, gpu: Ids = None) -> list[GpuInstance]:
+    def list_gis(self, gpu: Ids = None) -> Listing[GpuInstance]:
         """The GPU instances.
 
         >>> smimig.list_gis(0)
@@ -301,7 +301,7 @@ class Smi:
         """
         return self.read(commands.GIS, gpu)
 
-    def list_ci_profiles(self, gpu: Ids = None, gi: Ids = None) -> list[ComputeInstanceProfile]:
+    def list_ci_profiles(self, gpu: Ids = None, gi: Ids = None) -> Listing[ComputeInstanceProfile]:
         """The compute instance profiles available in each GPU instance.
 
         >>> smimig.list_ci_profiles(0, gi=1)[1]
@@ -311,14 +311,14 @@ class Smi:
         """
         return self.read(commands.CI_PROFILES, gpu, gi)
 
-    def list_ci_placements(self, gpu: Ids = None, gi: Ids = None) -> list[ComputeInstancePlacements]:
+    def list_ci_placements(self, gpu: Ids = None, gi: Ids = None) -> Listing[ComputeInstancePlacements]:
         """The possible placements of each compute instance profile inside each GPU instance.
 
         Command line equivalent: ``nvidia-smi mig [-i N] [-gi G] -lcipp``
         """
         return self.read(commands.CI_PLACEMENTS, gpu, gi)
 
-    def list_cis(self, gpu: Ids = None, gi: Ids = None) -> list[ComputeInstance]:
+    def list_cis(self, gpu: Ids = None, gi: Ids = None) -> Listing[ComputeInstance]:
         """The compute instances.
 
         >>> smimig.list_cis(0)
@@ -328,7 +328,7 @@ class Smi:
         """
         return self.read(commands.CIS, gpu, gi)
 
-    def list_mig_devices(self, gpu: Ids = None) -> list[MigDeviceUsage]:
+    def list_mig_devices(self, gpu: Ids = None) -> Listing[MigDeviceUsage]:
         """The MIG devices with their memory, BAR1 and engine figures (the "MIG devices:" table).
 
         >>> smimig.list_mig_devices(0)[0]
@@ -345,7 +345,7 @@ class Smi:
         """
         return {row.gpu: row.device_id for row in self.read(commands.PCI_DEVICE_IDS, gpu)}
 
-    def list_processes(self, gpu: Ids = None) -> list[GpuProcess]:
+    def list_processes(self, gpu: Ids = None) -> Listing[GpuProcess]:
         """The processes running on the GPUs, with the GPU and compute instance each runs in.
 
         Command line equivalent: ``nvidia-smi [-i N]`` (its "Processes:" table)
@@ -354,7 +354,7 @@ class Smi:
 
     # -- views -----------------------------------------------------------------------------------
 
-    def devices(self, gpu: Ids = None) -> list[MigDeviceInfo]:
+    def devices(self, gpu: Ids = None) -> Listing[MigDeviceInfo]:
         """The MIG devices, each with its GPU, GI and CI ids, profile name and UUID.
 
         ``-L`` gives each device's UUID by index; the "MIG devices:" table of plain nvidia-smi ties each
@@ -399,7 +399,7 @@ class Smi:
 
     # -- changes ---------------------------------------------------------------------------------
 
-    def enable_mig(self, gpu: int | Sequence[int]) -> list[MigModeChange]:
+    def enable_mig(self, gpu: int | Sequence[int]) -> Listing[MigModeChange]:
         """Turn MIG mode on, one GPU at a time; return what happened to each.
 
         A change that waits for a GPU reset, or for processes to leave the GPU, comes back with
@@ -417,14 +417,14 @@ class Smi:
         """
         return self._set_mig_mode(gpu, enabled=True)
 
-    def disable_mig(self, gpu: int | Sequence[int]) -> list[MigModeChange]:
+    def disable_mig(self, gpu: int | Sequence[int]) -> Listing[MigModeChange]:
         """Turn MIG mode off, one GPU at a time; see :meth:`enable_mig`.
 
         Command line equivalent: ``nvidia-smi -i 0 -mig 0``
         """
         return self._set_mig_mode(gpu, enabled=False)
 
-    def _set_mig_mode(self, gpu: int | Sequence[int], *, enabled: bool) -> list[MigModeChange]:
+    def _set_mig_mode(self, gpu: int | Sequence[int], *, enabled: bool) -> Listing[MigModeChange]:
         gpus = validate_ids(gpu, "gpu")
         if gpus is None:
             raise ValueError("gpu must name the GPUs whose MIG mode changes; None is not allowed here")
@@ -444,10 +444,10 @@ class Smi:
                     reason=f"expected one 'MIG mode {'on' if enabled else 'off'}' result for GPU {index}",
                 )
             changes.append(attrs.evolve(output[0], gpu=index))
-            warnings.extend(getattr(output, "warnings", ()))
+            warnings.extend(output.warnings)
         return Listing(changes, warnings)
 
-    def create_gi(self, gpu: int, profiles: Sequence[GiProfileSpec], ci: bool = False) -> list[CreatedGpuInstance]:
+    def create_gi(self, gpu: int, profiles: Sequence[GiProfileSpec], ci: bool = False) -> Listing[CreatedGpuInstance]:
         """Create GPU instances (and, with ``ci=True``, a default compute instance in each).
 
         ``profiles`` items are ids (``5``, ``"5"``), short names (``"2g.12gb"``), full names
@@ -475,7 +475,7 @@ class Smi:
 
     def create_ci(
         self, gpu: int, gi: int, profiles: Sequence[CiProfileSpec] | None = None
-    ) -> list[CreatedComputeInstance]:
+    ) -> Listing[CreatedComputeInstance]:
         """Create compute instances in GPU instance ``gi`` (None: one of the default profile).
 
         >>> smimig.create_ci(0, 1, ["0", "0"])
@@ -493,7 +493,7 @@ class Smi:
             args.append(ci_profile_list(profiles))
         return self._mutate(args, parsers.parse_create_ci)
 
-    def destroy_ci(self, gpu: Ids = None, gi: Ids = None, ci: Ids = None) -> list[DestroyedComputeInstance]:
+    def destroy_ci(self, gpu: Ids = None, gi: Ids = None, ci: Ids = None) -> Listing[DestroyedComputeInstance]:
         """Destroy compute instances: all of them, or those the selectors name.
 
         >>> smimig.destroy_ci(0, gi=1)
@@ -514,7 +514,7 @@ class Smi:
         ]
         return self._mutate(args, parsers.parse_destroy_ci)
 
-    def destroy_gi(self, gpu: Ids = None, gi: Ids = None) -> list[DestroyedGpuInstance]:
+    def destroy_gi(self, gpu: Ids = None, gi: Ids = None) -> Listing[DestroyedGpuInstance]:
         """Destroy GPU instances: all of them, or those the selectors name. Their CIs must go first.
 
         >>> smimig.destroy_gi(0)
@@ -609,7 +609,7 @@ class Smi:
         args: list[str],
         parser: Callable[[str], OperationOutput[T]],
         done_before: Sequence[T] = (),
-    ) -> list[T]:
+    ) -> Listing[T]:
         """Run a mutating command; raise with everything done so far if any part of it failed."""
         result = self.runner.run(args)
         text = result.stdout + ("\n" + result.stderr if result.stderr.strip() else "")

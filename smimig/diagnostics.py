@@ -27,6 +27,7 @@ import attrs
 from smimig import commands
 from smimig.client import Smi, default_client
 from smimig.errors import NvidiaSmiError, ParseError, SmimigError
+from smimig.listing import Listing
 from smimig.models import GpuProcess
 from smimig.runner import RunResult, SubprocessRunner, sudo_works
 
@@ -187,7 +188,7 @@ def doctor(smi: Smi | None = None, *, save_dir: str | os.PathLike[str] | None = 
     try:
         processes = smi.list_processes()
     except SmimigError as error:
-        processes = []
+        processes = Listing[GpuProcess]()
         findings.append(Finding("attention", f"processes table could not be read: {error}"))
     reports = []
     for gpu in gpus:

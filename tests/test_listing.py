@@ -41,7 +41,7 @@ def test_listing_html() -> None:
 def test_api_results_display() -> None:
     smi = smimig.Smi(runner=SimulatedRunner("A30", mig=True))
     created = smi.create_gi(0, ["2g.12gb"], ci=True)
-    assert "<th>compute_instances</th>" in created._repr_html_()  # type: ignore[attr-defined]
+    assert "<th>compute_instances</th>" in created._repr_html_()
     status = smi.status()
     assert "MIG-89b757f7-3c4c-5b1c-9476-a11b14aa9308" in status._repr_html_()
     assert str(status).splitlines()[0] == "GPU 0  NVIDIA A30  GPU-d8430827-89da-89df-1d70-bde0c9883859  MIG on"

@@ -390,7 +390,7 @@ def test_warnings_and_unknown_lines_on_success_are_kept(fp: Any, smi: smimig.Smi
     fp.register([SMI, "mig", "-i", "0", "-cgi", "5,5"], stdout=stdout)
     created = smi.create_gi(0, [5, 5])
     assert created == [gi(1), gi(2)]
-    assert created.warnings == ("Warning: something odd", "Note: a line from a newer driver")  # type: ignore[attr-defined]
+    assert created.warnings == ("Warning: something odd", "Note: a line from a newer driver")
 
 
 def test_unknown_lines_with_a_failure_keep_what_was_done(fp: Any, smi: smimig.Smi) -> None:
