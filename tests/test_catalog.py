@@ -14,7 +14,7 @@ from smimig.sim import SimulatedRunner
 from smimig.sim.catalog import MODELS, ci_profiles_for, describe_models, mib_of, model_named
 from tests.test_sim import recorded
 
-# Every model's -lgip recording (fixtures/, else the shared realdata copy). The A100 40GB has none: its
+# Every model's -lgip recording under fixtures/. The A100 40GB has none: its
 # figures were read off a recording (realdata/a100-40gb-figures.md), not kept verbatim.
 LGIP = {
     "A30": "a30-driver545/lgip.txt",

@@ -14,14 +14,12 @@ from smimig.sim import SimulatedRunner, parse_node_spec
 from tests.fixtures import FIXTURES, text_of
 
 A30 = "a30-driver545/"
-REALDATA = Path("/work/shared/realdata")
 _TIMESTAMP = re.compile(r"\A[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9:]{8} [0-9]{4} *\n")
 
 
 def recorded(relative: str) -> str:
-    """A recording under fixtures/, or its shared realdata copy while the fixture has not landed yet."""
-    path = FIXTURES / relative
-    return (path if path.exists() else REALDATA / relative).read_text(encoding="utf-8")
+    """A recording under fixtures/ (each a byte-for-byte copy of one in shared/realdata)."""
+    return (FIXTURES / relative).read_text(encoding="utf-8")
 
 
 def masked(text: str) -> str:
