@@ -4,7 +4,6 @@ recordings, its rules, the API."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
