@@ -49,6 +49,7 @@ __all__ = [
 
 T = TypeVar("T")
 
+_SHOWN_LINE = 300  # characters of the offending line a ParseError quotes; .line keeps it whole
 _SHOWN_OUTPUT = 2000  # characters of stdout/stderr quoted in a message; the attributes keep it all
 
 
@@ -207,7 +208,8 @@ class ParseError(SmimigError):
 
     def __str__(self) -> str:
         if self.line_number:
-            return f"{self.reason} at line {self.line_number}: {self.line!r}"
+            line = self.line if len(self.line) <= _SHOWN_LINE else self.line[:_SHOWN_LINE] + " ..."
+            return f"{self.reason} at line {self.line_number}: {line!r}"
         return f"{self.reason}; text was:\n{_clip(self.text)}"
 
 

@@ -9,19 +9,33 @@ a local process starts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
+import threading
+import time
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import IO, Callable, Protocol, runtime_checkable
 
 import attrs
 
-from smimig.errors import NvidiaSmiNotFound, NvidiaSmiTimeout, RemoteError
+from smimig.errors import NvidiaSmiError, NvidiaSmiNotFound, NvidiaSmiTimeout, RemoteError
 
-__all__ = ["DEFAULT_TIMEOUT", "ENV_VAR", "RunResult", "Runner", "SshRunner", "SubprocessRunner", "spawn", "sudo_works"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ENV_VAR",
+    "MAX_OUTPUT",
+    "RunResult",
+    "Runner",
+    "SshRunner",
+    "SubprocessRunner",
+    "spawn",
+    "sudo_works",
+]
 
 ENV_VAR = "SMIMIG_NVIDIA_SMI"
 """The environment variable that names the nvidia-smi binary (or a stand-in) to run."""
@@ -53,19 +67,124 @@ class Runner(Protocol):
         ...
 
 
-def _run_captured(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` with no shell and no input, in the C locale; capture its text output."""
-    return subprocess.run(
+MAX_OUTPUT = 16 * 1024 * 1024
+"""Bytes of standard output (and, apart, of standard error) read from one call at most. nvidia-smi prints
+kilobytes, even for a node of many GPUs; more is a broken binary or a stand-in gone wrong, and reading it all
+would hold the caller (100 MB took 21 s and 2 GB of memory)."""
+
+
+@attrs.frozen
+class _Captured:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    too_long: bool = False
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill the process and everything it started: it leads its own session, so its group id is its pid.
+
+    A pid of 0 or less is not a process smimig started (a test's fake): killpg(0) would be our own group.
+    """
+    if process.pid > 0:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    else:
+        process.kill()
+
+
+def _drain(stream: IO[bytes] | None, sink: list[bytes], on_overflow: Callable[[], None]) -> None:
+    """Read ``stream`` to its end into ``sink``, at most MAX_OUTPUT bytes; past that, ``on_overflow()``."""
+    if stream is None:
+        return
+    read = getattr(stream, "read1", stream.read)
+    total = 0
+    while True:
+        data = read(65536)
+        if not data:
+            return
+        total += len(data)
+        if total > MAX_OUTPUT:
+            on_overflow()
+            return
+        sink.append(data)
+
+
+def _is_pipe(stream: IO[bytes] | None) -> bool:
+    try:
+        return stream is not None and stream.fileno() >= 0
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return False
+
+
+def _run_captured(argv: list[str], timeout: float) -> _Captured:
+    """Run ``argv`` with no shell and no input, in the C locale, in its own session; capture at most
+    :data:`MAX_OUTPUT` bytes of each stream. On timeout or too much output the whole process group is
+    killed, so no child of it is left behind (a wrapper script's children included)."""
+    process = subprocess.Popen(
         argv,
-        capture_output=True,
         stdin=subprocess.DEVNULL,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=timeout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env=_c_locale_env(os.environ),
-        check=False,
+        start_new_session=True,
     )
+    if not _is_pipe(process.stdout):  # a test double's Popen (pytest-subprocess): nothing to bound
+        stdout, stderr = process.communicate(timeout=timeout)
+        return _Captured(process.returncode, stdout or b"", stderr or b"")
+    out: list[bytes] = []
+    err: list[bytes] = []
+    overflow = threading.Event()
+
+    def too_long() -> None:
+        overflow.set()
+        _kill_group(process)
+
+    readers = [
+        threading.Thread(target=_drain, args=(process.stdout, out, too_long), daemon=True),
+        threading.Thread(target=_drain, args=(process.stderr, err, too_long), daemon=True),
+    ]
+    deadline = time.monotonic() + timeout
+    try:
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(max(deadline - time.monotonic(), 0.0))
+        if any(reader.is_alive() for reader in readers):
+            raise subprocess.TimeoutExpired(argv, timeout)  # noqa: TRY301  # handled below like any timeout
+        returncode = process.wait(max(deadline - time.monotonic(), 0.0))
+    except BaseException:  # a timeout, Ctrl-C, anything: leave no process of this call behind
+        if process.poll() is None:
+            _kill_group(process)
+        process.wait()
+        raise
+    finally:
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+    return _Captured(returncode, b"".join(out), b"".join(err), overflow.is_set())
+
+
+def _decoded(argv: list[str], captured: _Captured) -> RunResult:
+    """The run as text; output that is too long or not UTF-8 is a failure of nvidia-smi, not text to parse."""
+    stdout = captured.stdout.decode("utf-8", errors="replace")
+    stderr = captured.stderr.decode("utf-8", errors="replace")
+    if captured.too_long:
+        raise NvidiaSmiError(
+            argv, captured.returncode, stdout[:4096], stderr[:4096], f"printed more than {MAX_OUTPUT} bytes: stopped"
+        )
+    for name, raw in (("standard output", captured.stdout), ("standard error", captured.stderr)):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise NvidiaSmiError(
+                argv,
+                captured.returncode,
+                stdout,
+                stderr,
+                f"its {name} is not UTF-8 text (byte {error.start}: {raw[error.start : error.start + 1]!r})",
+            ) from None
+    return RunResult(tuple(argv), captured.returncode, stdout, stderr)
 
 
 def _c_locale_env(base: Mapping[str, str]) -> dict[str, str]:
@@ -116,7 +235,7 @@ class SubprocessRunner:
             raise NvidiaSmiNotFound(self.resolve(), error.strerror or str(error)) from error
         except subprocess.TimeoutExpired as error:
             raise NvidiaSmiTimeout(argv, self.timeout) from error
-        return RunResult(tuple(argv), completed.returncode, completed.stdout, completed.stderr)
+        return _decoded(argv, completed)
 
 
 def spawn(command: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
@@ -195,9 +314,10 @@ class SshRunner:
             raise NvidiaSmiNotFound("ssh", "the OpenSSH client is not installed") from error
         except subprocess.TimeoutExpired as error:
             raise NvidiaSmiTimeout(argv, self.timeout) from error
+        stderr = completed.stderr.decode("utf-8", errors="replace")
         if completed.returncode == 255:
-            raise RemoteError(self.host, argv, completed.returncode, completed.stderr)
+            raise RemoteError(self.host, argv, completed.returncode, stderr)
         if completed.returncode in (126, 127):  # the remote shell: command not found / not executable
-            detail = completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "not found"
+            detail = stderr.strip().splitlines()[-1] if stderr.strip() else "not found"
             raise NvidiaSmiNotFound(f"{self.host}:{self.executable}", f"on {self.host}: {detail}")
-        return RunResult(tuple(argv), completed.returncode, completed.stdout, completed.stderr)
+        return _decoded(argv, completed)
