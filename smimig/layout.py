@@ -16,6 +16,7 @@ config format (``version: v1``, ``mig-configs:``) as it ships, ``device-filter``
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -37,6 +38,15 @@ __all__ = [
 ]
 
 GpuLayout = Union[tuple["GiSpec", ...], None]
+
+MAX_GPUS = 64
+"""GPU indices a layout may name: 0 to 63 (a node has at most 16 GPUs today)."""
+MAX_GIS_PER_GPU = 16
+"""GPU instances per GPU: no GPU holds more than 7 (8 on a grid of 8 slices); more is refused at once."""
+MAX_CIS_PER_GI = 8
+"""Compute instances per GPU instance: at most one per compute slice (7)."""
+MAX_FILE_BYTES = 1024 * 1024
+"""A layout or mig-parted file larger than this is refused unread (NVIDIA's default config is 11 kB)."""
 
 
 @attrs.frozen
@@ -78,7 +88,13 @@ class GiSpec:
                     raise LayoutError(f"a GPU instance mapping has 'profile' and maybe 'placement', 'cis': {item!r}")
                 cis = item.get("cis")
                 if cis is not None and (isinstance(cis, str) or not isinstance(cis, Sequence)):
-                    raise LayoutError(f"'cis' is a list of compute instance profiles: {item!r}")
+                    raise LayoutError(f"'cis' is a list of compute instance profiles: {_shown(item)}")
+                if cis is not None and len(cis) > MAX_CIS_PER_GI:
+                    raise LayoutError(
+                        f"more than {MAX_CIS_PER_GI} compute instances in one GPU instance: {_shown(item)}"
+                    )
+                if cis is not None and not all(isinstance(ci, str) for ci in cis):
+                    raise LayoutError(f"'cis' holds profile names (strings): {_shown(item)}")
                 placement = item.get("placement")
                 if placement is not None and (isinstance(placement, bool) or not isinstance(placement, int)):
                     raise LayoutError(f"'placement' is a slice number: {item!r}")
@@ -106,18 +122,29 @@ def _gpu_layout(value: object, gpu: object) -> GpuLayout:
     if value is None:
         return None
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise LayoutError(f"GPU {gpu}: expected a list of GPU instances or null, got {value!r}")
-    return tuple(GiSpec.parse(item) for item in value)
+        raise LayoutError(f"GPU {gpu}: expected a list of GPU instances or null, got {_shown(value)}")
+    gis: list[GiSpec] = []
+    for item in value:
+        if len(gis) == MAX_GIS_PER_GPU:  # checked while reading: a 10 000-item list stops here at once
+            raise LayoutError(f"GPU {gpu}: more than {MAX_GIS_PER_GPU} GPU instances; no GPU holds that many")
+        gis.append(GiSpec.parse(item))
+    return tuple(gis)
 
 
 def _gpu_index(key: object) -> int:
     if isinstance(key, bool):
-        raise LayoutError(f"not a GPU index: {key!r}")
-    if isinstance(key, int) and key >= 0:
+        raise LayoutError(f"not a GPU index: {_shown(key)}")
+    if isinstance(key, int) and 0 <= key < MAX_GPUS:
         return key
-    if isinstance(key, str) and key.isascii() and key.isdigit():
+    if isinstance(key, str) and key.isascii() and key.isdigit() and len(key) <= 4 and int(key) < MAX_GPUS:
         return int(key)
-    raise LayoutError(f"not a GPU index: {key!r}")
+    raise LayoutError(f"not a GPU index (0 to {MAX_GPUS - 1}): {_shown(key)}")
+
+
+def _shown(value: object) -> str:
+    """A value quoted in a message, clipped: an error must not repeat a megabyte of input."""
+    text = repr(value)
+    return text if len(text) <= 120 else text[:120] + " ..."
 
 
 class GpuMap(Mapping[int, GpuLayout]):
@@ -215,14 +242,13 @@ class Layout:
 
     @classmethod
     def loads(cls, text: str, *, config: str | None = None, devices: Sequence[MigPartedDevice] = ()) -> Layout:
-        """From JSON or YAML text; a mig-parted config needs ``config`` and the node's ``devices``."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            try:
-                data = _yaml().safe_load(text)
-            except Exception as error:  # yaml's own errors: one type for the user
-                raise LayoutError(f"not a JSON or YAML layout: {error}") from None
+        """From JSON or YAML text; a mig-parted config needs ``config`` and the node's ``devices``.
+
+        Read strictly and within bounds: a key given twice, a YAML alias (``*name``: the root of "billion
+        laughs"), nesting deeper than a layout has, or more than :data:`MAX_FILE_BYTES` raise
+        :class:`LayoutError` at once.
+        """
+        data = load_data(text)
         if isinstance(data, Mapping) and "mig-configs" in data:
             return resolve_mig_parted(data, config, devices)
         if config is not None:
@@ -232,7 +258,7 @@ class Layout:
     @classmethod
     def load(cls, path: str | Path, *, config: str | None = None, devices: Sequence[MigPartedDevice] = ()) -> Layout:
         """From a file (JSON, YAML, or a mig-parted config with ``config``)."""
-        return cls.loads(Path(path).read_text(encoding="utf-8"), config=config, devices=devices)
+        return cls.loads(read_file(path), config=config, devices=devices)
 
     def to_mig_parted(self, name: str = "smimig") -> dict[str, Any]:
         """As a mig-parted config (``version: v1``) named ``name``.
@@ -279,6 +305,84 @@ def _mig_parted_keys(gi: GiSpec) -> list[str]:
     return [kinds.pop()] * len(gi.cis)
 
 
+def read_file(path: str | os.PathLike[str]) -> str:
+    """A layout or mig-parted file's text: a regular file of at most :data:`MAX_FILE_BYTES`, UTF-8."""
+    file = Path(path)
+    if file.is_dir():
+        raise LayoutError(f"{file} is a directory, not a layout file")
+    with file.open("rb") as stream:
+        raw = stream.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise LayoutError(f"{file} is larger than {MAX_FILE_BYTES} bytes: not a layout")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise LayoutError(f"{file} is not UTF-8 text (byte {error.start})") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise LayoutError(f"the key {_shown(key)} is given twice")
+        data[key] = value
+    return data
+
+
+def load_data(text: str) -> Any:  # noqa: ANN401  # JSON/YAML data: checked by whoever reads it
+    """JSON, else YAML, read strictly: keys given twice, YAML aliases, absurd nesting and oversized text are
+    refused with :class:`LayoutError` (not read as "the last one wins", and not expanded)."""
+    if len(text) > MAX_FILE_BYTES:
+        raise LayoutError(f"a layout of more than {MAX_FILE_BYTES} characters is not a layout")
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError:
+        pass
+    except RecursionError:
+        raise LayoutError("the layout is nested deeper than any layout is") from None
+    yaml = _yaml()
+    try:
+        return yaml.load(text, Loader=_strict_yaml_loader(yaml))  # a SafeLoader subclass
+    except LayoutError:
+        raise
+    except RecursionError:
+        raise LayoutError("the layout is nested deeper than any layout is") from None
+    except Exception as error:  # yaml's own errors: one type for the user
+        raise LayoutError(f"not a JSON or YAML layout: {error}") from None
+
+
+_STRICT_LOADERS: dict[int, Any] = {}
+
+
+def _strict_yaml_loader(yaml: Any) -> Any:  # noqa: ANN401  # PyYAML is untyped
+    """PyYAML's SafeLoader, refusing aliases and keys given twice."""
+    if id(yaml) in _STRICT_LOADERS:
+        return _STRICT_LOADERS[id(yaml)]
+
+    class StrictLoader(yaml.SafeLoader):  # type: ignore[misc,name-defined,unused-ignore]
+        def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: ANN401
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise LayoutError(
+                    f"YAML aliases (*{event.anchor}) are not read in a layout: write the values out "
+                    f"(line {event.start_mark.line + 1})"
+                )
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:  # noqa: ANN401
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, (str, int, float, bool)) or key is None:
+                    if key in seen:
+                        raise LayoutError(f"the key {_shown(key)} is given twice (line {key_node.start_mark.line + 1})")
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    _STRICT_LOADERS[id(yaml)] = StrictLoader
+    return StrictLoader
+
+
 def _yaml() -> Any:  # noqa: ANN401  # the yaml module, untyped
     try:
         import yaml  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415  # optional, lazily
@@ -300,11 +404,13 @@ class MigPartedDevice:
 
 
 def _filters(value: object) -> list[str] | None:
-    if value is None:
+    """The PCI device ids an entry is narrowed to; None: no filter (as mig-parted reads an absent, ``""`` or
+    ``[]`` device-filter, pkg/types/device.go)."""
+    if value is None or value in ("", []):
         return None
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise LayoutError(f"device-filter is a PCI device id or a list of them, got {value!r}")
+        raise LayoutError(f"device-filter is a PCI device id or a list of them, got {_shown(value)}")
     return [item.upper().replace("0X", "0x") for item in items]
 
 
@@ -312,7 +418,11 @@ def _mig_parted_gis(devices: Mapping[str, Any]) -> tuple[GiSpec, ...]:
     gis: list[GiSpec] = []
     for key, count in devices.items():
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise LayoutError(f"mig-devices: the count of {key!r} must be a non-negative int, got {count!r}")
+            raise LayoutError(
+                f"mig-devices: the count of {_shown(key)} must be a non-negative int, got {_shown(count)}"
+            )
+        if count > MAX_GIS_PER_GPU * MAX_CIS_PER_GI:  # checked before anything is expanded
+            raise LayoutError(f"mig-devices: {count} x {_shown(key)} is more than any GPU holds")
         name = ProfileName.read(str(key))
         if name is None or name.compute_slices is None:
             gis.extend(GiSpec.parse(str(key)) for _ in range(count))
@@ -360,6 +470,26 @@ def resolve_mig_parted(  # noqa: PLR0912  # one check per rule of mig-parted's f
         if unknown:
             raise LayoutError(f"unexpected field(s) in mig-parted entry: {', '.join(sorted(unknown))}")
         selected = entry["devices"]
+        if not isinstance(entry["mig-enabled"], bool):  # "false" is a non-empty string: it would turn MIG on
+            raise LayoutError(
+                f"mig-parted config {config!r}: 'mig-enabled' is true or false (a YAML boolean), "
+                f"got {_shown(entry['mig-enabled'])}"
+            )
+        if selected != "all" and (
+            not isinstance(selected, list)
+            or not selected
+            or not all(isinstance(index, int) and not isinstance(index, bool) and index >= 0 for index in selected)
+        ):
+            raise LayoutError(
+                f"mig-parted config {config!r}: 'devices' is 'all' or a list of GPU indices, got {_shown(selected)}"
+            )
+        known = {device.index for device in devices}
+        if selected != "all" and not set(selected) <= known:
+            missing = sorted(set(selected) - known)
+            raise LayoutError(
+                f"mig-parted config {config!r}: 'devices' names GPU {', '.join(map(str, missing))}, which this "
+                f"node does not have (it has {', '.join(map(str, sorted(known)))})"
+            )
         filters = _filters(entry.get("device-filter"))
         for device in devices:
             if selected != "all" and (not isinstance(selected, list) or device.index not in selected):

@@ -27,7 +27,7 @@ from smimig.geometry import (
     short_profile_name,
     slice_count,
 )
-from smimig.layout import GiSpec, Layout, MigPartedDevice
+from smimig.layout import GiSpec, Layout, MigPartedDevice, read_file
 from smimig.models import (
     ComputeInstance,
     GpuInstance,
@@ -545,7 +545,7 @@ def load_layout(path: str | Path, *, config: str | None = None, smi: Smi | None 
     A mig-parted config selects GPUs by index and PCI device id, so resolving one asks the node for them
     (``--query-gpu=index,pci.device_id``).
     """
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_file(path)
     if "mig-configs" not in text:
         return Layout.loads(text, config=config)
     ids = (smi or default_client()).pci_device_ids()
