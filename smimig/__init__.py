@@ -252,6 +252,30 @@ def list_processes(gpu: Ids = None) -> Listing[GpuProcess]:
     return _client().list_processes(gpu)
 
 
+def simulate(node: str = "A30x4", *, reset: bool = False) -> Smi:
+    """Point the module-level functions at a simulated node, and return its :class:`Smi`.
+
+    The node is the one ``smimig --simulate NODE`` and ``smimig-sim --model NODE`` use (its state kept in
+    your cache directory), so a notebook and a terminal on the same machine see one node; every call runs
+    in this process. ``reset=True`` starts it over (MIG off everywhere). Models: ``smimig --simulate list``.
+
+    >>> smi = smimig.simulate("A30x4", reset=True)
+    >>> smimig.enable_mig(0)[0].enabled
+    True
+    >>> [gi.profile_name for gi in smimig.create_gi(0, ["2g.12gb", "2g.12gb"], ci=True)]
+    ['MIG 2g.12gb', 'MIG 2g.12gb']
+
+    Raises:
+        ValueError: an empty or unknown node spec (the message lists the models), or a GPU count beyond 64.
+    """
+    from smimig.client import Smi  # noqa: PLC0415  # loaded on first use, not at import
+    from smimig.sim import simulated_node  # noqa: PLC0415  # the simulator loads only when asked for
+
+    smi = Smi(runner=simulated_node(node, reset=reset))
+    use(smi)
+    return smi
+
+
 def load_layout(path: str | PathLike[str], *, config: str | None = None) -> Layout:
     """A layout from a file, or config ``config`` of a mig-parted file. See :meth:`Smi.load_layout`."""
     return _client().load_layout(path, config=config)

@@ -216,23 +216,16 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  # one statement per 
     return parser
 
 
-def _simulation_path(spec: str) -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    safe = "".join(character if character.isalnum() or character in "-_" else "_" for character in spec)
-    return Path(cache) / "smimig" / f"simulate-{safe}.json"
-
-
 def _client(options: argparse.Namespace) -> smimig.Smi:
-    if options.simulate:
-        from smimig.sim import StateFileRunner, parse_node_spec  # noqa: PLC0415  # only when simulating
+    if options.simulate is not None:  # "" too: an unset variable in a script must not reach real GPUs
+        from smimig.sim import simulated_node  # noqa: PLC0415  # only when simulating
 
+        if options.host:
+            raise ValueError("--simulate and --host name two different nodes: give one")
         try:
-            model, gpus = parse_node_spec(options.simulate)
+            runner = simulated_node(options.simulate, reset=options.reset_simulation)
         except ValueError as error:
             raise ValueError(f"{error} (smimig --simulate list describes the models)") from None
-        runner = StateFileRunner(_simulation_path(options.simulate), model, gpus)
-        if options.reset_simulation:
-            runner.reset()
         return smimig.Smi(runner=runner)
     if options.reset_simulation:
         raise ValueError("--reset-simulation goes with --simulate")

@@ -136,6 +136,7 @@ def default_node(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("SMIMIG_LOCK_FILE", str(tmp_path / "smimig.lock"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # smimig.simulate()'s nodes live there
 
     def use(runner: SimulatedRunner) -> smimig.Smi:
         smi = smimig.Smi(runner=runner)

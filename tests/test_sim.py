@@ -4,12 +4,13 @@ recordings, its rules, the API."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 import smimig
 from smimig import Placement, parsers
-from smimig.sim import SimulatedRunner, parse_node_spec
+from smimig.sim import SimulatedRunner, node_state_path, parse_node_spec
 from tests.fixtures import FIXTURES, text_of
 
 A30 = "a30-driver545/"
@@ -271,17 +272,39 @@ def test_media_engines_are_exclusive() -> None:
     [
         ("A30x4", ("A30", 4)),
         ("H100-80GB", ("H100-80GB", 1)),
-        ("a100-40gbx2", ("a100-40gb", 2)),
-        ("rtx-pro-6000", ("rtx-pro-6000", 1)),  # an "x" in the name is not a count
-        ("rtxpro6000X3", ("rtxpro6000", 3)),
-        ("h200", ("h200", 1)),
+        ("a100-40gbx2", ("A100-40GB", 2)),  # any case, any alias: the catalog's key, so one node
+        ("rtx-pro-6000", ("RTX-PRO-6000", 1)),  # an "x" in the name is not a count
+        ("rtxpro6000X3", ("RTX-PRO-6000", 3)),
+        ("h200", ("H200-141GB", 1)),
     ],
 )
 def test_node_spec(spec: str, expected: tuple[str, int]) -> None:
     assert parse_node_spec(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["V100x2", "A30x0", "A30x", "x4", "A30x99", "rtx-pro-6000x", "B200x\u0663"])
+def test_every_spelling_of_a_node_is_one_state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert node_state_path("a30x4") == node_state_path("A30-24GBx4") == tmp_path / "smimig" / "simulate-A30x4.json"
+    assert node_state_path("h200x2") != node_state_path("h200x3")
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "V100x2",
+        "A30x0",
+        "A30x",
+        "x4",
+        "A30x99",
+        "A30x100",
+        "A30x" + "9" * 5000,
+        "rtx-pro-6000x",
+        "B200x\u0663",
+        "",
+        " ",
+        "A30x\u00b2",
+    ],
+)
 def test_bad_node_spec(spec: str) -> None:
     with pytest.raises(ValueError, match=r"node spec|unknown GPU model"):
         parse_node_spec(spec)

@@ -73,20 +73,53 @@ __all__ = [
     "SimulatedRunner",
     "StateFileRunner",
     "model_named",
+    "node_state_path",
     "parse_node_spec",
+    "simulated_node",
 ]
 
 
+MAX_SIMULATED_GPUS = 64
+
+
 def parse_node_spec(spec: str) -> tuple[str, int]:
-    """``"A30x4"`` -> ``("A30", 4)``; ``"H100-80GB"`` -> ``("H100-80GB", 1)``; ``"rtx-pro-6000"`` -> one GPU."""
+    """``"A30x4"`` -> ``("A30", 4)``; ``"h100x2"`` -> ``("H100-80GB", 2)``; ``"rtx-pro-6000"`` -> one GPU.
+
+    The model comes back as its catalog key, whatever case or alias was written, so every spelling of a node
+    names one node.
+
+    Raises:
+        ValueError: an empty spec, an unknown model (the message lists the known ones), or a count that is
+            not a plain number from 1 to 64.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError("an empty node spec: expected MODEL or MODELxN, e.g. A30x4 (smimig --simulate list)")
     match = re.fullmatch(r"(.*?)[xX]([0-9]*)", spec)
     model, count = (match.group(1), match.group(2)) if match else (spec, "1")
     if match and not count:  # "A30x": a count was meant
         raise ValueError(f"bad node spec {spec!r}: expected MODEL or MODELxN, e.g. A30x4")
-    model_named(model)
-    if not count.isascii() or not count.isdigit() or not 1 <= int(count) <= 64:
-        raise ValueError(f"bad node spec {spec!r}: expected MODEL or MODELxN, e.g. A30x4")
-    return model, int(count)
+    key = model_named(model).key
+    if len(count) > 3 or not 1 <= int(count) <= MAX_SIMULATED_GPUS:
+        raise ValueError(f"bad node spec {spec!r}: a simulated node has 1 to {MAX_SIMULATED_GPUS} GPUs")
+    return key, int(count)
+
+
+def node_state_path(spec: str) -> Path:
+    """Where the node ``spec`` keeps its state: one file per (model, GPU count), whatever the spelling, in
+    ``$XDG_CACHE_HOME/smimig`` (``~/.cache/smimig``). ``smimig --simulate SPEC``, :func:`smimig.simulate`
+    and ``smimig-sim --model SPEC`` all use it, so a terminal and a notebook see one node."""
+    model, gpus = parse_node_spec(spec)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "smimig" / f"simulate-{model}x{gpus}.json"
+
+
+def simulated_node(spec: str, *, reset: bool = False) -> StateFileRunner:
+    """The runner of the shared simulated node ``spec`` (its state in :func:`node_state_path`)."""
+    model, gpus = parse_node_spec(spec)
+    runner = StateFileRunner(node_state_path(spec), model, gpus)
+    if reset:
+        runner.reset()
+    return runner
 
 
 class SimulatedRunner:

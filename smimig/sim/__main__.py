@@ -5,8 +5,9 @@
     python -m smimig.sim …                        (the same)
 
 Point smimig (or any tool) at it with ``SMIMIG_NVIDIA_SMI=$(command -v smimig-sim)``; then every process
-sees one node. ``--state`` defaults to ``$SMIMIG_SIM_STATE`` or ``smimig-sim.json`` in the user's cache
-directory; ``--model`` (default ``$SMIMIG_SIM_MODEL`` or ``A30x4``) is used when the state file is created,
+sees one node. ``--state`` defaults to ``$SMIMIG_SIM_STATE`` or the model's shared state file in the user's cache
+directory (the one ``smimig --simulate MODEL`` and ``smimig.simulate(MODEL)`` use); ``--model`` (default
+``$SMIMIG_SIM_MODEL`` or ``A30x4``) is used when the state file is created,
 or with ``--reset``, which starts over. ``$SMIMIG_SIM_DELAY`` (``0.025-0.040``) makes each call pause like a
 real one (outside the lock, so concurrent calls overlap as real ones do).
 ``--fault -cgi="Insufficient Resources@2"`` makes the second ``-cgi`` from now fail that way;
@@ -29,7 +30,7 @@ from typing import Callable
 
 import attrs
 
-from smimig.sim import StateFileRunner, parse_node_spec
+from smimig.sim import StateFileRunner, node_state_path, parse_node_spec
 from smimig.sim.state import Fault, Node, ProcessState, SimFailure
 
 __all__ = ["default_state_path", "main"]
@@ -41,12 +42,12 @@ MODEL_ENV = "SMIMIG_SIM_MODEL"
 DEFAULT_MODEL = "A30x4"
 
 
-def default_state_path() -> Path:
-    """``$SMIMIG_SIM_STATE``, else ``$XDG_CACHE_HOME/smimig/smimig-sim.json`` (``~/.cache`` by default)."""
+def default_state_path(model: str = DEFAULT_MODEL) -> Path:
+    """``$SMIMIG_SIM_STATE``, else the shared file of node ``model`` (:func:`smimig.sim.node_state_path`), the
+    one ``smimig --simulate MODEL`` and ``smimig.simulate(MODEL)`` use too."""
     if os.environ.get(STATE_ENV):
         return Path(os.environ[STATE_ENV])
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "smimig" / "smimig-sim.json"
+    return node_state_path(model)
 
 
 def _split_options(argv: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -105,10 +106,10 @@ def _edit(changes: list[str]) -> Callable[[Node], None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     own, args = _split_options(list(sys.argv[1:] if argv is None else argv))
-    path = Path(own["state"]) if "state" in own else default_state_path()
     spec = own.get("model") or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
     try:
         model, gpus = parse_node_spec(spec)
+        path = Path(own["state"]) if "state" in own else default_state_path(spec)
     except ValueError as error:
         print(f"smimig-sim: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,84 @@
+"""One simulated node per (model, GPU count), whoever asks for it: the notebook, the CLI, the stand-in binary."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import smimig
+from smimig import cli
+from smimig.runner import ENV_VAR
+from smimig.sim.__main__ import main as stand_in
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("SMIMIG_SIM_STATE", raising=False)
+    monkeypatch.delenv("SMIMIG_SIM_MODEL", raising=False)
+    previous = smimig.use(None)
+    yield tmp_path
+    smimig.use(previous)
+
+
+def smimig_cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(args), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_notebook_and_a_terminal_see_one_node(capsys: pytest.CaptureFixture[str]) -> None:
+    smi = smimig.simulate("A30x4")
+    smimig.enable_mig(0)
+    smimig.create_gi(0, ["2g.12gb", "2g.12gb"], ci=True)  # the mission's own call, module level, no GPU
+    assert len(smi.list_gis(0)) == 2
+    code, out, _ = smimig_cli("--simulate", "a30x4", "gis")  # another spelling, the same node
+    assert code == 0
+    assert out.count("MIG 2g.12gb") == 2
+    assert stand_in(["--model", "A30X4", "mig", "-lgi"]) == 0  # the stand-in binary, same node again
+    assert capsys.readouterr().out.count("MIG 2g.12gb") == 2
+    code, _, _ = smimig_cli("--simulate", "A30-24GBx4", "destroy-ci", "-i", "0")
+    assert code == 0
+    assert smimig.list_cis(0) == []
+
+
+def test_other_counts_are_other_nodes() -> None:
+    smimig.simulate("H200x2").enable_mig(0)
+    assert [mode.current for mode in smimig.simulate("H200x3").mig_mode()] == [False, False, False]
+    assert [mode.current for mode in smimig.simulate("h200-141gbx2").mig_mode()] == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("", "empty node spec"),
+        ("   ", "empty node spec"),
+        ("A30x100", "1 to 64 GPUs"),
+        ("A30x\u00b2", "unknown GPU model"),
+        ("V100", "unknown GPU model 'V100'; known: A100-40GB"),
+    ],
+)
+def test_a_bad_node_spec_is_refused_before_anything_runs(
+    spec: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Were the spec ignored, this "nvidia-smi" would run and leave its mark.
+    marker = tmp_path / "ran"
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv(ENV_VAR, str(fake))
+    code, out, err = smimig_cli("--simulate", spec, "mode", "on", "-i", "0")
+    assert (code, out) == (2, "")
+    assert message in err
+    assert not marker.exists()
+    with pytest.raises(ValueError, match=message.split(";", maxsplit=1)[0]):
+        smimig.simulate(spec)
+
+
+def test_simulate_and_host_are_refused_together() -> None:
+    code, _, err = smimig_cli("--simulate", "A30x1", "--host", "node3", "status")
+    assert code == 2
+    assert "--simulate and --host" in err
