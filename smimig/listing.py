@@ -18,15 +18,16 @@ T = TypeVar("T")
 
 
 def cell_text(value: object) -> str:
-    """One value as a table cell: placements as ``start:size``, nested models by count, bools as yes/no."""
+    """One value as a table cell: placements as ``start:size`` (all of them: ``0:2, 2:2, 4:2``), nested
+    models without a text of their own by count, bools as yes/no."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if value is None:
         return ""
     if isinstance(value, tuple):
-        if value and attrs.has(type(value[0])):
-            return str(len(value))
-        return ", ".join(cell_text(item) for item in value)
+        if value and attrs.has(type(value[0])) and type(value[0]).__str__ is object.__str__:
+            return str(len(value))  # nested models without a text of their own (a GI's compute instances)
+        return ", ".join(cell_text(item) for item in value)  # placements: "0:2, 2:2, 4:2"
     return str(value)
 
 

@@ -82,3 +82,35 @@ def test_simulate_and_host_are_refused_together() -> None:
     code, _, err = smimig_cli("--simulate", "A30x1", "--host", "node3", "status")
     assert code == 2
     assert "--simulate and --host" in err
+
+
+def test_the_stand_in_has_its_own_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert stand_in(["--help"]) == 0
+    assert "smimig-sim [--state FILE]" in capsys.readouterr().out
+
+
+def test_a_corrupt_state_file_says_which_file_and_how_to_start_over(
+    cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    smimig.simulate("A30x2").enable_mig(0)
+    state = cache / "smimig" / "simulate-A30x2.json"
+    state.write_text(state.read_text()[:40])  # truncated, as a full disk or a killed editor leaves it
+    assert stand_in(["--model", "A30x2", "-L"]) == 2
+    err = capsys.readouterr().err
+    assert str(state) in err
+    assert "--reset" in err
+    assert "Traceback" not in err
+    code, out, err = smimig_cli("--simulate", "A30x2", "status")
+    assert (code, out) == (2, "")
+    assert str(state) in err
+    assert "--reset-simulation" in err
+    code, _, _ = smimig_cli("--simulate", "A30x2", "--reset-simulation", "status")
+    assert code == 0
+
+
+def test_placements_show_the_starts_not_a_count() -> None:
+    smimig.simulate("A30x1").enable_mig(0)
+    code, out, _ = smimig_cli("--simulate", "A30x1", "placements")
+    assert code == 0
+    assert "0:2, 2:2" in out
+    assert "0:1, 1:1, 2:1, 3:1" in out

@@ -66,6 +66,7 @@ from smimig.sim.state import Fault, Node, ProcessState
 
 __all__ = [
     "MODELS",
+    "CorruptState",
     "Fault",
     "GpuModel",
     "Node",
@@ -168,6 +169,25 @@ class SimulatedRunner:
         return RunResult(("nvidia-smi", *args), returncode, stdout, stderr)
 
 
+class CorruptState(ValueError):
+    """A simulated node's state file that cannot be read (truncated, edited, from an incompatible version)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(
+            f"the simulated node's state file {path} cannot be read ({problem}); start the node over: "
+            "smimig --simulate NODE --reset-simulation …, smimig-sim --state FILE --reset, "
+            "or smimig.simulate(NODE, reset=True)"
+        )
+        self.path = path
+
+
+def _load_node(path: Path) -> Node:
+    try:
+        return Node.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as error:  # json's, and a wrong shape
+        raise CorruptState(path, f"{type(error).__name__}: {error}"[:200]) from None
+
+
 def _write_atomically(path: Path, data: dict[str, object]) -> None:
     handle, temporary = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
     try:
@@ -200,7 +220,7 @@ class StateFileRunner:
         with open(str(self.path) + ".lock", "a+", encoding="utf-8") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             node = (
-                Node.from_json(json.loads(self.path.read_text(encoding="utf-8")))
+                _load_node(self.path)
                 if self.path.exists()
                 else Node.new(self.model, self.gpus)
             )
@@ -223,7 +243,7 @@ class StateFileRunner:
         with open(str(self.path) + ".lock", "a+", encoding="utf-8") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             if self.path.exists():
-                node = Node.from_json(json.loads(self.path.read_text(encoding="utf-8")))
+                node = _load_node(self.path)
             else:
                 node = Node.new(self.model, self.gpus)
             before = node.to_json()

@@ -30,7 +30,7 @@ from typing import Callable
 
 import attrs
 
-from smimig.sim import StateFileRunner, node_state_path, parse_node_spec
+from smimig.sim import CorruptState, StateFileRunner, node_state_path, parse_node_spec
 from smimig.sim.state import Fault, Node, ProcessState, SimFailure
 
 __all__ = ["default_state_path", "main"]
@@ -105,7 +105,11 @@ def _edit(changes: list[str]) -> Callable[[Node], None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    own, args = _split_options(list(sys.argv[1:] if argv is None else argv))
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["--help"]:  # the stand-in's own help; nvidia-smi's is "-h" (answered as nvidia-smi does)
+        print((__doc__ or "").strip())
+        return 0
+    own, args = _split_options(arguments)
     spec = own.get("model") or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
     try:
         model, gpus = parse_node_spec(spec)
@@ -129,7 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if not args and ("reset" in own or changes):
         return 0
-    result = runner.run(args)
+    try:
+        result = runner.run(args)
+    except CorruptState as error:  # not nvidia-smi's words: say so, and how to start over
+        print(f"smimig-sim: {error}", file=sys.stderr)
+        return 2
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     return result.returncode
