@@ -25,7 +25,7 @@ def cell_text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, tuple):
-        if value and attrs.has(type(value[0])) and type(value[0]).__str__ is object.__str__:
+        if value and attrs.has(type(value[0])) and "__str__" not in vars(type(value[0])):
             return str(len(value))  # nested models without a text of their own (a GI's compute instances)
         return ", ".join(cell_text(item) for item in value)  # placements: "0:2, 2:2, 4:2"
     return str(value)

@@ -219,11 +219,7 @@ class StateFileRunner:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(str(self.path) + ".lock", "a+", encoding="utf-8") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            node = (
-                _load_node(self.path)
-                if self.path.exists()
-                else Node.new(self.model, self.gpus)
-            )
+            node = _load_node(self.path) if self.path.exists() else Node.new(self.model, self.gpus)
             edit(node)
             _write_atomically(self.path, node.to_json())
 
@@ -242,10 +238,7 @@ class StateFileRunner:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(str(self.path) + ".lock", "a+", encoding="utf-8") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            if self.path.exists():
-                node = _load_node(self.path)
-            else:
-                node = Node.new(self.model, self.gpus)
+            node = _load_node(self.path) if self.path.exists() else Node.new(self.model, self.gpus)
             before = node.to_json()
             returncode, stdout, stderr = run(node, list(args))
             after = node.to_json()
