@@ -232,10 +232,12 @@ def _client(options: argparse.Namespace) -> smimig.Smi:
     if options.host:
         user, _, rest = options.host.rpartition("@")
         host, _, port = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
+        if rest.count(":") == 1 and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"bad --host {options.host!r}: the port after ':' is a number from 1 to 65535")
         remote = smimig.SshRunner(
             host,
             user=user or None,
-            port=int(port) if port.isascii() and port.isdigit() else None,
+            port=int(port) if port else None,
             options=shlex.split(os.environ.get("SMIMIG_SSH_OPTIONS", "")),
             executable=os.environ.get("SMIMIG_NVIDIA_SMI", "nvidia-smi"),
             sudo=options.sudo,

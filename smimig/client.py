@@ -471,7 +471,11 @@ class Smi:
             raise ValueError(f"ci must be True or False; got {ci!r}")
         if ci:
             args.append("-C")
-        return self._mutate(args, parsers.parse_create_gi)
+        try:
+            return self._mutate(args, parsers.parse_create_gi)
+        except MigOperationError as error:
+            self._advise(error, index, gpu_instances=True)
+            raise
 
     def create_ci(
         self, gpu: int, gi: int, profiles: Sequence[CiProfileSpec] | None = None
@@ -491,7 +495,11 @@ class Smi:
         args = ["mig", "-i", str(index), "-gi", str(instance), "-cci"]
         if profiles is not None:
             args.append(ci_profile_list(profiles))
-        return self._mutate(args, parsers.parse_create_ci)
+        try:
+            return self._mutate(args, parsers.parse_create_ci)
+        except MigOperationError as error:
+            self._advise(error, index, gpu_instances=False)
+            raise
 
     def destroy_ci(self, gpu: Ids = None, gi: Ids = None, ci: Ids = None) -> Listing[DestroyedComputeInstance]:
         """Destroy compute instances: all of them, or those the selectors name.
@@ -603,6 +611,28 @@ class Smi:
         from smimig.diagnostics import doctor  # noqa: PLC0415  # the doctor loads on first use
 
         return doctor(self, save_dir=save_dir)
+
+    def _advise(self, error: MigOperationError[Any], gpu: int, *, gpu_instances: bool) -> None:
+        """Add to ``error`` what to do, where nvidia-smi's own words do not say it."""
+        words = f"{error.stdout}\n{error.stderr}"
+        advice = ""
+        if parsers.NO_MIG_ENABLED_DEVICES in words:
+            advice = f"GPU {gpu} is not in MIG mode: turn it on first (smimig mode on -i {gpu})"
+        elif gpu_instances and "Invalid Argument" in words:
+            try:
+                profiles = self.list_gi_profiles(gpu)
+                placements = self.list_gi_placements(gpu)
+            except Exception:  # the advice is a courtesy: the failure being explained must stand
+                return
+            starts = {item.profile_id: ",".join(str(p.start) for p in item.placements) for item in placements}
+            offered = ", ".join(
+                f"{profile.short_name} (id {profile.id}, {profile.free}/{profile.total} free, starts "
+                f"{starts.get(profile.id, '?')})"
+                for profile in profiles
+            )
+            advice = f"GPU {gpu} offers: {offered}" if offered else ""
+        if advice:
+            error.reason = f"{error.reason}; {advice}" if error.reason else advice
 
     def _mutate(
         self,

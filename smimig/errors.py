@@ -77,15 +77,23 @@ class NvidiaSmiNotFound(SmimigError):
         self.detail = detail
 
     def __str__(self) -> str:
+        no_gpu = (
+            " No GPU here? Try smimig on a simulated node: smimig --simulate A30x4 … on the command line, "
+            'smimig.simulate("A30x4") in Python.'
+        )
+        if self.executable == "sudo":
+            return (
+                f"sudo could not be started ({self.detail or 'it is not installed'}): --sudo and Smi(sudo=True) run "
+                "'sudo -n nvidia-smi'. Run as root instead, or install sudo."
+            )
         if self.detail:
             return (
                 f"nvidia-smi could not be started (tried {self.executable!r}: {self.detail}). "
-                "Point SMIMIG_NVIDIA_SMI at a working binary."
+                "Point SMIMIG_NVIDIA_SMI at a working binary." + no_gpu
             )
         return (
             f"nvidia-smi not found (tried {self.executable!r}). Install the NVIDIA driver, put "
-            "nvidia-smi on PATH, or set SMIMIG_NVIDIA_SMI to its full path "
-            "(or to a stand-in such as the simulator)."
+            "nvidia-smi on PATH, or set SMIMIG_NVIDIA_SMI to its full path." + no_gpu
         )
 
 

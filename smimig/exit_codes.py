@@ -123,6 +123,7 @@ def _operation_lines(error: MigOperationError[Any]) -> list[str]:
     lines.extend(f"  nvidia-smi: {failure}" for failure in error.failures)
     if not error.failures and error.message:
         lines.append(f"  nvidia-smi: {error.message}")
+    lines.extend(f"  {part.strip()}" for part in error.reason.split("; ") if part.strip())  # what to do
     if isinstance(error, PermissionDenied):
         lines.append("  MIG changes need root: run as root or add --sudo.")
     return lines

@@ -114,3 +114,45 @@ def test_placements_show_the_starts_not_a_count() -> None:
     assert code == 0
     assert "0:2, 2:2" in out
     assert "0:1, 1:1, 2:1, 3:1" in out
+
+
+def test_a_create_on_a_mig_off_gpu_says_how_to_turn_mig_on() -> None:
+    smimig.simulate("A30x1", reset=True)
+    code, _, err = smimig_cli("--simulate", "A30x1", "create-gi", "2g.12gb", "-i", "0")
+    assert code == 3
+    assert "GPU 0 is not in MIG mode: turn it on first (smimig mode on -i 0)" in err
+
+
+@pytest.mark.parametrize("profile", ["1g.10gb", "2g.12gb:1"])
+def test_a_profile_or_start_the_gpu_does_not_have_lists_what_it_has(profile: str) -> None:
+    smimig.simulate("A30x1", reset=True).enable_mig(0)
+    with pytest.raises(smimig.MigOperationError) as caught:
+        smimig.create_gi(0, [profile])
+    assert "GPU 0 offers: 1g.6gb (id 14, 4/4 free, starts 0,1,2,3)" in str(caught.value)
+    assert "2g.12gb (id 5, 2/2 free, starts 0,2)" in str(caught.value)
+    code, _, err = smimig_cli("--simulate", "A30x1", "create-gi", profile, "-i", "0")
+    assert code == 3
+    assert "starts 0,2" in err
+
+
+def test_no_nvidia_smi_mentions_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "/nonexistent/nvidia-smi")
+    code, _, err = smimig_cli("gis")
+    assert code == 3
+    assert "smimig --simulate A30x4" in err
+    assert 'smimig.simulate("A30x4")' in err
+
+
+def test_sudo_that_is_not_installed_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sudo there
+    code, _, err = smimig_cli("--sudo", "gis")
+    assert code == 3
+    assert "sudo could not be started" in err
+    assert "Run as root" in err
+
+
+@pytest.mark.parametrize("host", ["h:22x", "h:0", "h:99999", "user@h:"])
+def test_a_bad_host_port_is_refused_not_dropped(host: str) -> None:
+    code, _, err = smimig_cli("--host", host, "gis")
+    assert code == 2
+    assert "the port after ':' is a number" in err
