@@ -71,7 +71,9 @@ class JobGroup:
 
     While the group is open (a ``with`` block in the main thread; elsewhere no handler is installed):
 
-    * before any job has started, a signal does what it did before (Ctrl-C raises ``KeyboardInterrupt``);
+    * before any job has started, a signal goes to the handler it had before (Ctrl-C raises
+      ``KeyboardInterrupt``); one left to its default action raises :class:`~smimig.errors.Terminated`
+      instead of ending the process, so that the ``with`` blocks around it clean up;
     * while jobs run, it is sent to the process group of each job still running (a job's own children get it
       too), and recorded in :attr:`received`; smimig carries on waiting for them;
     * once they have all ended (a lease being released, say), it is only recorded: cleaning up is not cut
@@ -118,7 +120,7 @@ class JobGroup:
             self._starting = False
         held, self._held = self._held, []
         for signum in held:
-            _signal_group(process, signum)
+            self._forward(signum)
         return process
 
     def wait(self) -> list[int]:
@@ -136,6 +138,9 @@ class JobGroup:
                 previous(signum, frame)
                 return
             raise interrupts.exception_for(signum)
+        self._forward(signum)
+
+    def _forward(self, signum: int) -> None:
         self.received = signum
         for process in self.processes:
             if process.returncode is None:  # not reaped yet, so its process id is still its own

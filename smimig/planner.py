@@ -490,10 +490,14 @@ class _View:
         return cls.of(*smi.gather(smi.mig_mode, smi.list_gis, smi.list_cis))
 
     def holds(self, instance: _Gi | _Ci) -> bool:
-        """Whether ``instance`` is still there: the same id, profile and (for a GPU instance) placement."""
+        """Whether ``instance`` is still there: the same id, profile and (for a GPU instance) placement, in the
+        same GPU instance (for a compute instance). Names are not compared: listings and the messages of
+        ``-cgi``/``-cci`` need not spell a profile alike."""
         if isinstance(instance, _Ci):
-            return self.cis.get(instance.key) == instance and self.holds(instance.gi)
-        return self.gis.get(instance.key) == instance
+            ci = self.cis.get(instance.key)
+            return ci is not None and ci.profile_id == instance.profile_id and self.holds(instance.gi)
+        gi = self.gis.get(instance.key)
+        return gi is not None and (gi.profile_id, gi.start) == (instance.profile_id, instance.start)
 
     def cis_in(self, gi: _Gi) -> list[_Ci]:
         return [ci for ci in self.cis.values() if ci.gi.key == gi.key]
@@ -612,11 +616,11 @@ class _Changes:
         elif step.action == "destroy-gi":
             gone_gis = [result for result in results if isinstance(result, DestroyedGpuInstance)]
             self._log(_Undo(destroyed=tuple(self._gi_before(gi.gpu, gi.id) for gi in gone_gis)))
-        else:
+        elif results:  # a mode change that failed changed nothing
             self._log(_Undo(mode=(gpu, step.action == "enable-mig")))
 
     def _gi_before(self, gpu: int, gi: int) -> _Gi:
-        # One apply's read did not list (someone created it since): its profile is unknown, it cannot be remade.
+        # One the read for the plan did not list (created since): its profile is unknown, it cannot be made again.
         return self.view.gis.get((gpu, gi)) or _Gi(gpu, gi, -1, "", -1)
 
     def _ci_before(self, gpu: int, gi: int, ci: int) -> _Ci:
@@ -816,7 +820,8 @@ class _Rollback:
                     if with_default:
                         self._remade_cis.update(ci.key for ci in self._cis_of(gi))
             for gi in custom:
-                self._make_cis(self._remade[gi.key], self._cis_of(gi))
+                if gi.key in self._remade:
+                    self._make_cis(self._remade[gi.key], self._cis_of(gi))
 
     def _remake_cis(self, cis: Sequence[_Ci]) -> None:
         for gi in dict.fromkeys(ci.gi for ci in cis):
