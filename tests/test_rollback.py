@@ -1,4 +1,7 @@
-"""apply never leaves a GPU half-changed: a fault at every step position, and the start comes back."""
+"""apply never leaves a GPU half-changed: whatever stops it at whichever step (nvidia-smi refusing, a timeout,
+output smimig cannot read, Ctrl-C; before or after nvidia-smi did the work), the start comes back; and the
+rollback destroys only what apply created, checked against the node (interleavings of another client run
+deterministically through a FakeRunner handler over the simulator)."""
 
 from __future__ import annotations
 

@@ -211,9 +211,20 @@ def test_a_job_group_forwards_to_the_whole_group_and_records_it() -> None:
     assert running_in_group(jobs.processes[0].pid) == []  # and so was its sleep
 
 
-def running_in_group(group: int) -> list[int]:
-    """The processes of process group ``group`` still running (not zombies: an orphan's exit status waits for
-    an init that reaps it, and a container's first process may never do so)."""
+def running_in_group(group: int, patience: float = 10.0) -> list[int]:
+    """The processes of process group ``group`` still running once ``patience`` seconds have passed or none
+    is left (a process signalled at the same time as its parent may still be on its way out). Zombies do not
+    count: an orphan's exit status waits for an init that reaps it, and a container's first process may never
+    do so."""
+    deadline = time.monotonic() + patience
+    running = _running_in_group(group)
+    while running and time.monotonic() < deadline:
+        time.sleep(0.02)
+        running = _running_in_group(group)
+    return running
+
+
+def _running_in_group(group: int) -> list[int]:
     running = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
