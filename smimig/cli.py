@@ -5,8 +5,16 @@ Exit codes, from the one table in :mod:`smimig.exit_codes` (every command's erro
 ``doctor`` only, a report that needs attention (its answer, not a bug); 2 refused before anything ran (usage,
 a bad argument or file, an impossible layout, instances in use without ``--force``, no room for a lease);
 3 nvidia-smi (or ssh) failed and nothing was changed; 4 nvidia-smi printed something smimig cannot read;
-5 a change failed part-way (what ran and what was restored are printed); 130 interrupted. ``lease`` and
-``run --each`` exit with the job's own code (``run --each``: the first non-zero), 128+N when signal N killed it.
+5 a change failed part-way (what ran and what was restored are printed); 129 hung up (SIGHUP);
+130 interrupted (Ctrl-C); 143 stopped (SIGTERM): each after finishing or undoing what had started, with one
+line on stderr and never a traceback. ``lease`` and ``run --each`` exit with the job's own code
+(``run --each``: the first non-zero), 128+N when signal N killed it, or when smimig received signal N itself:
+it forwards SIGINT, SIGTERM and SIGHUP to the job's process group (each job runs in a session of its own),
+waits for it, releases, exits.
+
+Signals: for the duration of :func:`main` (in the main thread), SIGTERM and SIGHUP raise
+:class:`~smimig.Terminated` as Ctrl-C raises ``KeyboardInterrupt``, so each command cleans up as for Ctrl-C
+(a signal that was ignored, as ``nohup`` ignores SIGHUP, stays ignored); the previous handlers are put back.
 
 Why argparse: the standard library, so the CLI adds no dependency to a package that lab nodes install next
 to the driver, and sub-commands with shared options are all it needs.
@@ -27,7 +35,8 @@ from typing import Any, Callable, TextIO
 import attrs
 
 import smimig
-from smimig.errors import LeaseError
+from smimig import interrupts
+from smimig.errors import LeaseError, Terminated
 from smimig.exit_codes import ExitCode, explain, job_exit_code
 
 __all__ = [
@@ -310,10 +319,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        return _command(argv, out, err)
+        with interrupts.raising(signal.SIGTERM, signal.SIGHUP):  # cleaned up after as after Ctrl-C
+            return _command(argv, out, err)
     except BrokenPipeError:  # the reader of our output left: main_exit deals with it
         raise
-    except (Exception, KeyboardInterrupt) as error:  # every command's errors, mapped by the one table
+    except (Exception, KeyboardInterrupt, Terminated) as error:  # every command's errors, by the one table
         code, lines = explain(error, argv)
         err.write("".join(f"{line}\n" for line in lines))
         return code
@@ -345,19 +355,28 @@ def _job_command(options: argparse.Namespace, parser: argparse.ArgumentParser) -
 
 
 def _run_each(options: argparse.Namespace, parser: argparse.ArgumentParser, out: TextIO) -> int:
-    """The first non-zero exit code of the jobs (128+N for a job killed by signal N), else 0."""
+    """The first non-zero exit code of the jobs (128+N for a job killed by signal N), else 0; 128+N when smimig
+    itself received signal N (forwarded to the jobs, which it then waited for)."""
+    from smimig.jobs import JobGroup  # noqa: PLC0415  # only the job commands start a user's process
+
     command = _job_command(options, parser)
-    runs = _client(options).run_on_each(command, options.gpu)
-    if not runs:
+    devices = _client(options).devices(options.gpu)
+    if not devices:
         raise ValueError("no MIG devices to run on")
+    with JobGroup() as jobs:
+        for device in devices:
+            if jobs.received is not None:  # stopped while starting them: start no more
+                break
+            jobs.start(command, smimig.device_env(device))
+        returncodes = jobs.wait()
     codes = []
-    for run in runs:
-        code = job_exit_code(run.returncode or 0)
-        killed = f" (killed by {_signal_name(-run.returncode)})" if run.returncode and run.returncode < 0 else ""
-        out.write(
-            f"GPU {run.device.gpu} GI {run.device.gi} CI {run.device.ci} {run.device.uuid}: exit {code}{killed}\n"
-        )
+    for device, returncode in zip(devices, returncodes):
+        code = job_exit_code(returncode)
+        killed = f" (killed by {_signal_name(-returncode)})" if returncode < 0 else ""
+        out.write(f"GPU {device.gpu} GI {device.gi} CI {device.ci} {device.uuid}: exit {code}{killed}\n")
         codes.append(code)
+    if jobs.received is not None:
+        return 128 + jobs.received
     return next((code for code in codes if code), ExitCode.OK)
 
 
@@ -376,28 +395,33 @@ def _doctor(options: argparse.Namespace, out: TextIO) -> int:
 
 
 def _lease(options: argparse.Namespace, parser: argparse.ArgumentParser, err: TextIO) -> int:
-    """The job's own exit code (128+N when signal N killed it)."""
-    command = _job_command(options, parser)
-    from smimig.runner import spawn  # noqa: PLC0415  # only this command starts a user's process
+    """The job's own exit code (128+N when signal N killed it); 128+N when smimig itself received signal N
+    while the job ran or its device was released (forwarded to the job, which it waited for, then released)."""
+    from smimig.jobs import JobGroup  # noqa: PLC0415  # only the job commands start a user's process
 
+    command = _job_command(options, parser)
     smi = _client(options)
     codes: list[int] = []
-    try:
-        with smi.lease(options.profile, options.gpu, ci_profile=options.ci_profile) as held:
-            err.write(
-                f"smimig: leased {held.profile_name} on GPU {held.gpu} (GI {held.gi}, CI {held.ci}): {held.uuid}\n"
-            )
-            process = spawn(command, held.env)
-            try:
-                codes.append(job_exit_code(process.wait()))
-            except KeyboardInterrupt:
-                process.wait()
-                raise
-    except LeaseError as error:
-        if codes and error.left is not None:  # the job's own code would be lost behind exit code 5
-            err.write(f"smimig: the command exited with code {codes[0]}; then releasing its device failed\n")
-        raise
+    with JobGroup() as jobs:  # before the job starts, a signal interrupts the lease as it would anyway
+        try:
+            with smi.lease(options.profile, options.gpu, ci_profile=options.ci_profile) as held:
+                err.write(
+                    f"smimig: leased {held.profile_name} on GPU {held.gpu} (GI {held.gi}, CI {held.ci}): {held.uuid}\n"
+                )
+                jobs.start(command, held.env)
+                codes.extend(job_exit_code(returncode) for returncode in jobs.wait())
+        except LeaseError as error:
+            if codes and error.left is not None:  # the job's own code would be lost behind exit code 5
+                err.write(f"smimig: the command exited with code {codes[0]}; then releasing its device failed\n")
+            raise
+    if jobs.received is not None:
+        err.write(f"smimig: {_received(jobs.received)}: passed on to the command, which ended; device released.\n")
+        return 128 + jobs.received
     return codes[0]
+
+
+def _received(number: int) -> str:
+    return "interrupted" if number == signal.SIGINT else f"stopped by {_signal_name(number)}"
 
 
 def main_exit() -> None:
@@ -409,4 +433,7 @@ def main_exit() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = EXIT_OK
+    except (KeyboardInterrupt, Terminated) as interruption:  # after main's own handler, or while flushing
+        code, lines = explain(interruption)
+        sys.stderr.write("".join(f"{line}\n" for line in lines))
     raise SystemExit(code)

@@ -13,7 +13,11 @@
     ├── LayoutError                  a layout that cannot be read or realised (also a ValueError)
     ├── InstanceBusy                 apply would destroy instances that processes run on
     ├── LeaseError                   no room for a lease, or a lease that could not be released
-    └── ApplyError                   apply failed part-way; says what ran, what the rollback restored, the state
+    └── ApplyError                   apply failed part-way, or was stopped (.failure: what stopped it); says what
+                                     ran, what the rollback restored, what it left and why, the state
+
+    Terminated                       SIGTERM or SIGHUP, as smimig turns them into an exception (.signal): a
+                                     BaseException, as KeyboardInterrupt is, so ``except Exception`` lets it pass
 
 Errors keep what a user needs to act on as attributes (the command, exit code, stdout and stderr, the
 offending text and line) and only format them in ``__str__``. Arguments that are wrong before any process
@@ -23,6 +27,7 @@ starts (a negative GPU index, say) raise the built-in ``ValueError``.
 from __future__ import annotations
 
 import shlex
+import signal
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -45,6 +50,7 @@ __all__ = [
     "PermissionDenied",
     "RemoteError",
     "SmimigError",
+    "Terminated",
 ]
 
 T = TypeVar("T")
@@ -315,25 +321,30 @@ class InstanceBusy(SmimigError):
 
 
 class ApplyError(SmimigError):
-    """``apply`` failed part-way. Nothing is left unexplained:
+    """``apply`` failed part-way, or was stopped part-way. Nothing is left unexplained:
 
     Attributes:
-        failure: the error of the step that failed (nvidia-smi's words, what that step did before failing).
+        failure: what stopped it: the error of the step that failed (nvidia-smi's words, what that step did
+            before failing), a timeout, output smimig could not read, or the interruption itself
+            (``KeyboardInterrupt`` for Ctrl-C, :class:`Terminated` for SIGTERM).
         ran: the steps that ran before it.
-        restored: the steps the rollback ran to bring back the starting layout (empty without rollback).
+        restored: the steps the rollback ran to undo them, in the order they ran (empty without rollback).
         rollback_failure: the error that stopped the rollback, if it could not finish.
-        state: the node's state now, as a Layout.
+        state: the node's state now, as a Layout (None when it could not be read).
+        left: what the rollback left as it is on purpose, and why (an instance it created that someone else
+            has since changed or put a compute instance in: the rollback destroys only what it created).
     """
 
     def __init__(
         self,
-        failure: SmimigError,
+        failure: BaseException,
         ran: Sequence[Step],
         restored: Sequence[Step],
         rollback_failure: SmimigError | None,
         state: Layout | None,
         *,
         rolled_back: bool,
+        left: Sequence[str] = (),
     ) -> None:
         super().__init__(failure, tuple(ran), tuple(restored), rollback_failure, state)
         self.failure = failure
@@ -342,13 +353,20 @@ class ApplyError(SmimigError):
         self.rollback_failure = rollback_failure
         self.state = state
         self.rolled_back = rolled_back
+        self.left = tuple(left)
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether an interruption (Ctrl-C, SIGTERM, SIGHUP) stopped apply, rather than a failure."""
+        return isinstance(self.failure, (KeyboardInterrupt, Terminated))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.__dict__))
 
     def __str__(self) -> str:
-        lines = [f"apply failed: {self.failure}".rstrip()]
-        lines.append(f"steps that ran before the failure ({len(self.ran)}):")
+        what = _interruption(self.failure) if self.interrupted else f"failed: {self.failure}"
+        lines = [f"apply {what}".rstrip()]
+        lines.append(f"steps that ran before {'it' if self.interrupted else 'the failure'} ({len(self.ran)}):")
         lines.extend(f"  {step}" for step in self.ran)
         if not self.rolled_back:
             lines.append("no rollback was asked for (rollback=False)")
@@ -357,10 +375,45 @@ class ApplyError(SmimigError):
         else:
             lines.append(f"rolled back with {len(self.restored)} step(s) to the starting layout:")
             lines.extend(f"  {step}" for step in self.restored)
+        lines.extend(f"left as it is: {reason}" for reason in self.left)
         if self.state is not None:
             lines.append("state now:")
             lines.extend(f"  {line}" for line in str(self.state).splitlines())
         return "\n".join(lines)
+
+
+def _interruption(failure: BaseException) -> str:
+    if isinstance(failure, Terminated):
+        return f"stopped by {failure.name}"
+    return "interrupted (Ctrl-C)"
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived while smimig was changing something, turned into an exception so that what
+    was started is finished or undone: ``apply`` raises it for SIGTERM (then rolls back and raises
+    :class:`ApplyError` carrying it); the ``smimig`` command raises it for both.
+
+    Not a :class:`SmimigError`: like ``KeyboardInterrupt`` it derives from ``BaseException``, so
+    ``except Exception`` does not swallow a request to stop.
+
+    Attributes:
+        signal: the signal's number (``signal.SIGTERM``, ``signal.SIGHUP``).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(int(signum))
+        self.signal = int(signum)
+
+    @property
+    def name(self) -> str:
+        """The signal's name, e.g. ``"SIGTERM"``."""
+        try:
+            return signal.Signals(self.signal).name
+        except ValueError:
+            return f"signal {self.signal}"
+
+    def __str__(self) -> str:
+        return f"stopped by {self.name}"
 
 
 class LeaseError(SmimigError):

@@ -16,11 +16,21 @@ code  meaning
 4     nvidia-smi printed something smimig cannot read (``ParseError``)
 5     a change failed part-way; what ran and what was restored are printed: ``ApplyError``,
       ``MigOperationError`` with ``completed``, a ``LeaseError`` whose device could not be released (``left``)
-130   interrupted (Ctrl-C): 128 + SIGINT, as a shell reports it
+129   hung up (SIGHUP): 128 + SIGHUP; what smimig had started was finished or undone first
+130   interrupted (Ctrl-C): 128 + SIGINT, as a shell reports it; what smimig had started was finished or undone
+      first (``apply`` rolled back, a lease released), and one line says so: never a traceback
+143   stopped by SIGTERM: 128 + SIGTERM; the same cleanup first
 ====  ==========================================================================================================
 
 ``smimig lease … -- CMD`` and ``smimig run --each -- CMD`` exit with the job's own code (``run --each``: the
 first non-zero one), 128+N when signal N killed it; smimig's own failures there still print a ``smimig:`` line.
+A SIGINT, SIGTERM or SIGHUP that smimig itself receives there is forwarded to the job's process group; smimig
+waits for the job, releases what it holds, and exits 128+N.
+
+Interruptions are exceptions: Python raises ``KeyboardInterrupt`` for Ctrl-C, and the ``smimig`` command
+raises :class:`~smimig.Terminated` for SIGTERM and SIGHUP (``apply`` does for SIGTERM itself), so every
+``finally`` and rollback runs; they map to 130, 143 and 129 here, and an :class:`~smimig.ApplyError` that an
+interruption caused maps to the interruption's code.
 
 Where "nothing ran" and "part-way" are told apart: a :class:`~smimig.MigOperationError` says what it did in
 ``completed``; :func:`smimig.apply` raises :class:`~smimig.LayoutError` and :class:`~smimig.InstanceBusy`
@@ -56,6 +66,7 @@ from smimig.errors import (
     ParseError,
     PermissionDenied,
     RemoteError,
+    Terminated,
 )
 
 __all__ = ["RULES", "ExitCode", "Rule", "exit_code", "explain", "job_exit_code"]
@@ -70,7 +81,9 @@ class ExitCode(enum.IntEnum):
     NVIDIA_SMI = 3
     PARSE = 4
     PARTIAL = 5
+    HANGUP = 128 + signal.SIGHUP
     INTERRUPTED = 128 + signal.SIGINT
+    TERMINATED = 128 + signal.SIGTERM
 
     @property
     def meaning(self) -> str:
@@ -86,7 +99,9 @@ _MEANINGS = {
     ExitCode.NVIDIA_SMI: "nvidia-smi (or ssh) failed; nothing was changed",
     ExitCode.PARSE: "nvidia-smi printed something smimig cannot read",
     ExitCode.PARTIAL: "a change failed part-way; what ran and what was restored are listed",
-    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitCode.HANGUP: "hung up (SIGHUP); what had started was finished or undone first",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C); what had started was finished or undone first",
+    ExitCode.TERMINATED: "stopped by SIGTERM; what had started was finished or undone first",
 }
 
 
@@ -165,21 +180,43 @@ def _failure_lines(failure: BaseException) -> list[str]:
     return lines
 
 
+def _stopped(failure: BaseException) -> str:
+    if isinstance(failure, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(failure, Terminated):
+        return str(failure)
+    return "failed"
+
+
 def _apply_lines(error: ApplyError) -> list[str]:
-    if not _apply_changed(error):
-        head = "apply failed; nothing was changed"
+    what = _stopped(error.failure)
+    changed = _apply_changed(error)
+    restored = error.rolled_back and error.rollback_failure is None and not error.left
+    if not changed:
+        head = f"apply {what}; nothing was changed"
     elif not error.rolled_back:
-        head = "apply failed part-way; no rollback was asked for"
+        head = f"apply {what} part-way; no rollback was asked for"
     elif error.rollback_failure is not None:
-        head = "apply failed part-way, and so did the rollback to the starting layout"
+        head = (
+            f"apply {what} part-way, and the rollback to the starting layout failed"
+            if error.interrupted
+            else "apply failed part-way, and so did the rollback to the starting layout"
+        )
+    elif error.left:
+        head = f"apply {what} part-way; the rollback undid its own steps, and left some changes (below)"
     else:
-        head = "apply failed part-way; the rollback restored the starting layout"
-    lines = [f"smimig: {head}.", *_failure_lines(error.failure)]
+        head = f"apply {what} part-way; the rollback restored the starting layout"
+    if error.interrupted and (not changed or restored):
+        return [f"smimig: {head}."]  # one line: back where it started, nothing to act on
+    lines = [f"smimig: {head}."]
+    if not error.interrupted:
+        lines.extend(_failure_lines(error.failure))
     lines.extend(f"  ran: {step}" for step in error.ran)
     lines.extend(f"  restored: {step}" for step in error.restored)
+    lines.extend(f"  left: {reason}" for reason in error.left)
     if error.rollback_failure is not None:
         lines.extend(_indented(str(error.rollback_failure), "  rollback failed: "))
-    if error.state is not None and _apply_changed(error):
+    if error.state is not None and changed:
         lines.append("  state now:")
         lines.extend(f"    {line}" for line in str(error.state).splitlines())
     return lines
@@ -197,7 +234,22 @@ def _lease_lines(error: LeaseError) -> list[str]:
 
 
 def _interrupted_lines(error: BaseException) -> list[str]:
-    return ["smimig: interrupted."]
+    what = _stopped(error)
+    if isinstance(error.__cause__, ApplyError):  # it came while apply rolled back, and waited for the end
+        return [f"smimig: {what} while apply rolled back; the rollback finished first:", *_apply_lines(error.__cause__)]
+    return [f"smimig: {what}."]
+
+
+def _signal_is(number: int) -> Callable[[Any], bool]:
+    def when(error: BaseException) -> bool:
+        failure = error.failure if isinstance(error, ApplyError) else error
+        return isinstance(failure, Terminated) and failure.signal == number
+
+    return when
+
+
+def _ctrl_c(error: ApplyError) -> bool:
+    return isinstance(error.failure, KeyboardInterrupt)
 
 
 # -- the table --------------------------------------------------------------------------------------
@@ -219,6 +271,10 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
+    # an interruption stopped apply, which rolled back: the interruption's code
+    Rule(ApplyError, ExitCode.INTERRUPTED, _ctrl_c, _apply_lines),
+    Rule(ApplyError, ExitCode.TERMINATED, _signal_is(signal.SIGTERM), _apply_lines),
+    Rule(ApplyError, ExitCode.HANGUP, _signal_is(signal.SIGHUP), _apply_lines),
     # a change failed part-way, or failed with nothing changed: the error itself says which
     Rule(ApplyError, ExitCode.PARTIAL, _apply_changed, _apply_lines),
     Rule(ApplyError, ExitCode.NVIDIA_SMI, lines=_apply_lines),
@@ -239,7 +295,10 @@ RULES: tuple[Rule, ...] = (
     Rule(LayoutError, ExitCode.REFUSED),
     Rule(ValueError, ExitCode.REFUSED),  # arguments checked before any process starts
     Rule(OSError, ExitCode.REFUSED),  # a layout file that is not there, a job that cannot start, the lease lock
+    # interrupted: Ctrl-C, and SIGTERM and SIGHUP as the smimig command raises them
     Rule(KeyboardInterrupt, ExitCode.INTERRUPTED, lines=_interrupted_lines),
+    Rule(Terminated, ExitCode.HANGUP, _signal_is(signal.SIGHUP), _interrupted_lines),
+    Rule(Terminated, ExitCode.TERMINATED, lines=_interrupted_lines),
 )
 """Tried in order; the first row whose ``kind`` and ``when`` match wins. No row: :attr:`ExitCode.UNEXPECTED`."""
 

@@ -8,14 +8,24 @@ then reads the node again and checks it matches. ``export`` is the node's state 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, get_args
 
 import attrs
 
+from smimig import interrupts
 from smimig.client import Smi, default_client
-from smimig.errors import ApplyError, InstanceBusy, LayoutError, MigOperationError, SmimigError
+from smimig.errors import (
+    ApplyError,
+    InstanceBusy,
+    LayoutError,
+    MigOperationError,
+    ParseError,
+    SmimigError,
+    Terminated,
+)
 from smimig.geometry import (
     Packing,
     Placement,
@@ -30,6 +40,10 @@ from smimig.geometry import (
 from smimig.layout import GiSpec, Layout, MigPartedDevice, read_file
 from smimig.models import (
     ComputeInstance,
+    CreatedComputeInstance,
+    CreatedGpuInstance,
+    DestroyedComputeInstance,
+    DestroyedGpuInstance,
     GpuInstance,
     GpuInstanceProfile,
     GpuProcess,
@@ -61,26 +75,29 @@ STEP_ACTIONS: tuple[StepAction, ...] = get_args(StepAction)
 
 @attrs.frozen
 class Step:
-    """One mutating nvidia-smi call of a plan."""
+    """One mutating nvidia-smi call of a plan (or of a rollback)."""
 
     action: StepAction = attrs.field(validator=attrs.validators.in_(STEP_ACTIONS))
     gpu: int
-    gis: tuple[int, ...] = ()  # destroy-ci/destroy-gi: the GPU instance ids
+    gis: tuple[int, ...] = ()  # destroy-ci/destroy-gi: the GPU instance ids; create-ci: the one it goes in, if known
     profiles: tuple[str, ...] = ()  # create-gi: "profile:start" items; create-ci: CI profiles
     default_ci: bool = False  # create-gi with -C
     gi_start: int | None = None  # create-ci: the new GPU instance, by its placement start
+    cis: tuple[int, ...] = ()  # destroy-ci: only these compute instance ids (a rollback's: exactly its own)
 
     def __str__(self) -> str:
         selected = ",".join(map(str, self.gis))
         if self.action == "destroy-ci":
-            return f"nvidia-smi mig -i {self.gpu} -gi {selected} -dci"
+            only = f" -ci {','.join(map(str, self.cis))}" if self.cis else ""
+            return f"nvidia-smi mig -i {self.gpu} -gi {selected}{only} -dci"
         if self.action == "destroy-gi":
             return f"nvidia-smi mig -i {self.gpu} -gi {selected} -dgi"
         if self.action in ("enable-mig", "disable-mig"):
             return f"nvidia-smi -i {self.gpu} -mig {1 if self.action == 'enable-mig' else 0}"
         if self.action == "create-gi":
             return f"nvidia-smi mig -i {self.gpu} -cgi {','.join(self.profiles)}" + (" -C" if self.default_ci else "")
-        return f"nvidia-smi mig -i {self.gpu} -gi <the GI at slice {self.gi_start}> -cci {','.join(self.profiles)}"
+        target = selected or f"<the GI at slice {self.gi_start}>"
+        return f"nvidia-smi mig -i {self.gpu} -gi {target} -cci {','.join(self.profiles)}"
 
 
 @attrs.frozen
@@ -92,7 +109,7 @@ class GpuPlan:
     destroy: tuple[GpuInstance, ...]
     create: tuple[GiSpec, ...]  # with explicit placements
     steps: tuple[Step, ...]
-    deferred: bool = False  # MIG is off and its profiles are unknown until it is on: planned at apply
+    deferred: bool = False  # MIG is off and the driver lists no profiles until it is on: checked and planned then
 
 
 @attrs.frozen
@@ -118,10 +135,15 @@ class Plan:
         for gpu in self.gpus:
             if not gpu.steps and not gpu.deferred:
                 continue
-            lines.append(
-                f"GPU {gpu.gpu}: keep {len(gpu.keep)}, destroy {len(gpu.destroy)}, create {len(gpu.create)}"
-                + (" (the rest is planned once MIG is on)" if gpu.deferred else "")
-            )
+            if gpu.deferred:
+                lines.append(
+                    f"GPU {gpu.gpu}: checked and planned once MIG is on (with MIG off this driver lists no "
+                    "profiles); apply turns MIG off again if the layout does not fit"
+                )
+            else:
+                lines.append(
+                    f"GPU {gpu.gpu}: keep {len(gpu.keep)}, destroy {len(gpu.destroy)}, create {len(gpu.create)}"
+                )
             lines.extend(f"  {step}" for step in gpu.steps)
         return "\n".join(lines)
 
@@ -411,42 +433,453 @@ def _busy(smi: Smi, plan_: Plan) -> list[GpuProcess]:
     ]
 
 
-def _run_steps(smi: Smi, steps: Iterable[Step], ran: list[Step], pending: list[MigModeChange]) -> None:
-    skip: set[int] = set()
-    new_gi_ids: dict[tuple[int, int], int] = {}
-    for step in steps:
-        if step.gpu in skip:
-            continue
+@attrs.frozen
+class _Gi:
+    """A GPU instance as apply's undo log knows it: enough to tell it from another with its id, and to make it
+    again (``-cgi name:start``)."""
+
+    gpu: int
+    id: int
+    profile_id: int
+    name: str  # the short profile name, e.g. "3g.20gb"
+    start: int
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.gpu, self.id)
+
+
+@attrs.frozen
+class _Ci:
+    """A compute instance as the undo log knows it, with the GPU instance it sits in."""
+
+    gi: _Gi
+    id: int
+    profile_id: int
+    name: str  # the short profile name; "" for one this apply never saw listed (it cannot be made again)
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return (self.gi.gpu, self.gi.id, self.id)
+
+
+@attrs.define
+class _View:
+    """The node as apply believes it is: what it last read, changed by what its own steps reported."""
+
+    gis: dict[tuple[int, int], _Gi]
+    cis: dict[tuple[int, int, int], _Ci]
+    modes: dict[int, bool]  # the MIG mode each GPU is set to (in effect or pending)
+
+    @classmethod
+    def of(cls, modes: Iterable[MigMode], gis: Iterable[GpuInstance], cis: Iterable[ComputeInstance]) -> _View:
+        known = {(gi.gpu, gi.id): _Gi(gi.gpu, gi.id, gi.profile_id, gi.short_name, gi.placement.start) for gi in gis}
+        return cls(
+            known,
+            {
+                (ci.gpu, ci.gi, ci.id): _Ci(known[(ci.gpu, ci.gi)], ci.id, ci.profile_id, ci.short_name)
+                for ci in cis
+                if (ci.gpu, ci.gi) in known
+            },
+            {mode.gpu: mode.pending for mode in modes},
+        )
+
+    @classmethod
+    def read(cls, smi: Smi) -> _View:
+        """The node now (three listings issued at once)."""
+        return cls.of(*smi.gather(smi.mig_mode, smi.list_gis, smi.list_cis))
+
+    def holds(self, instance: _Gi | _Ci) -> bool:
+        """Whether ``instance`` is still there: the same id, profile and (for a GPU instance) placement, in the
+        same GPU instance (for a compute instance). Names are not compared: listings and the messages of
+        ``-cgi``/``-cci`` need not spell a profile alike."""
+        if isinstance(instance, _Ci):
+            ci = self.cis.get(instance.key)
+            return ci is not None and ci.profile_id == instance.profile_id and self.holds(instance.gi)
+        gi = self.gis.get(instance.key)
+        return gi is not None and (gi.profile_id, gi.start) == (instance.profile_id, instance.start)
+
+    def cis_in(self, gi: _Gi) -> list[_Ci]:
+        return [ci for ci in self.cis.values() if ci.gi.key == gi.key]
+
+
+@attrs.frozen
+class _Undo:
+    """What one step changed, for the rollback: the instances it created or destroyed, or the mode it set."""
+
+    created: tuple[_Gi, ...] = ()
+    created_cis: tuple[_Ci, ...] = ()  # -cci's, and those -cgi … -C made in the GPU instances it created
+    destroyed: tuple[_Gi, ...] = ()
+    destroyed_cis: tuple[_Ci, ...] = ()
+    mode: tuple[int, bool] | None = None  # (GPU, the mode the step set)
+
+
+def _item(text: str) -> tuple[str, int]:
+    name, _, start = text.rpartition(":")
+    return name, int(start)
+
+
+class _Changes:
+    """One apply's steps as they run: those that ran, the undo log (:class:`_Undo` per step, kept as each step
+    reports what it did), MIG mode changes left pending, and the step in flight when something stopped it.
+
+    The log holds what the steps' own output said they did (``-cgi``'s ids, ``-dci``'s ids, a partial
+    ``MigOperationError``'s ``completed``), and what was there before each destroy (from the node as read
+    for the plan, kept up to date with the steps' results). A step whose outcome is unknown (a timeout,
+    output smimig could not read, an interruption while nvidia-smi ran) is worked out by :meth:`reconcile`
+    from the node as it is then.
+    """
+
+    def __init__(self, smi: Smi, state: NodeState) -> None:
+        self.smi = smi
+        self.ran: list[Step] = []
+        self.log: list[_Undo] = []
+        self.pending: list[MigModeChange] = []
+        self.in_flight: Step | None = None
+        self.reported: tuple[object, ...] | None = None  # what the failed step in flight said it did
+        self.started = False
+        self._new_gis: dict[tuple[int, int], int] = {}  # (GPU, start) -> the id of the GI created there
+        self.reread(state)
+
+    def reread(self, state: NodeState) -> None:
+        """Take ``state`` as the node now (after MIG came on, the rest is planned from a new read)."""
+        self.state = state
+        self.view = _View.of(state.modes.values(), state.gis, state.cis)
+
+    def run(self, steps: Iterable[Step]) -> None:
+        skip: set[int] = set()
+        for step in steps:
+            if step.gpu in skip:
+                continue
+            self.in_flight, self.reported, self.started = step, None, True
+            try:
+                results = self._call(step)
+            except MigOperationError as error:
+                if not error.reason:  # all of nvidia-smi's output understood: .completed is what it did
+                    self.reported = tuple(error.completed)
+                raise
+            self._record(step, results)
+            if step.action in ("enable-mig", "disable-mig"):
+                late = [change for change in results if isinstance(change, MigModeChange) and change.pending]
+                if late:
+                    self.pending.extend(late)
+                    skip.add(step.gpu)
+            self.ran.append(step)
+            self.in_flight = None
+
+    def _call(self, step: Step) -> Sequence[object]:
+        smi, gpu = self.smi, step.gpu
         if step.action == "destroy-ci":
-            smi.destroy_ci(step.gpu, gi=list(step.gis))
+            return smi.destroy_ci(gpu, gi=list(step.gis))
+        if step.action == "destroy-gi":
+            return smi.destroy_gi(gpu, gi=list(step.gis))
+        if step.action == "enable-mig":
+            return smi.enable_mig(gpu)
+        if step.action == "disable-mig":
+            return smi.disable_mig(gpu)
+        if step.action == "create-gi":
+            items = [_item(text) for text in step.profiles]
+            created = smi.create_gi(gpu, items, ci=step.default_ci)
+            if len(created) != len(items):  # nvidia-smi answers one line per item: this is not an answer
+                raise ParseError(f"{len(items)} GPU instance(s) asked for, {len(created)} reported", str(created))
+            return created
+        return smi.create_ci(gpu, self._new_gis[(gpu, step.gi_start or 0)], list(step.profiles))
+
+    def _record(self, step: Step, results: Sequence[object]) -> None:
+        """Log what ``step`` did (its results), then update the view; in that order, so that an interruption
+        between the two makes the rollback see the change twice (harmless), never not at all."""
+        gpu = step.gpu
+        if step.action == "create-gi":
+            gis: list[_Gi] = []
+            cis: list[_Ci] = []
+            for (_, start), made in zip((_item(text) for text in step.profiles), results):
+                assert isinstance(made, CreatedGpuInstance)  # noqa: S101  # what create_gi returns
+                gi = _Gi(gpu, made.id, made.profile_id, short_profile_name(made.profile_name), start)
+                gis.append(gi)
+                cis.extend(
+                    _Ci(gi, ci.id, ci.profile_id, short_profile_name(ci.profile_name)) for ci in made.compute_instances
+                )
+            self._log(_Undo(created=tuple(gis), created_cis=tuple(cis)))
+        elif step.action == "create-ci":
+            gi = self.view.gis[(gpu, self._new_gis[(gpu, step.gi_start or 0)])]
+            made_cis = [result for result in results if isinstance(result, CreatedComputeInstance)]
+            self._log(
+                _Undo(
+                    created_cis=tuple(
+                        _Ci(gi, ci.id, ci.profile_id, short_profile_name(ci.profile_name)) for ci in made_cis
+                    )
+                )
+            )
+        elif step.action == "destroy-ci":
+            gone = [result for result in results if isinstance(result, DestroyedComputeInstance)]
+            self._log(_Undo(destroyed_cis=tuple(self._ci_before(ci.gpu, ci.gi, ci.id) for ci in gone)))
         elif step.action == "destroy-gi":
-            smi.destroy_gi(step.gpu, gi=list(step.gis))
-        elif step.action in ("enable-mig", "disable-mig"):
-            changes = smi.enable_mig(step.gpu) if step.action == "enable-mig" else smi.disable_mig(step.gpu)
-            late = [change for change in changes if change.pending]
-            if late:
-                pending.extend(late)
-                skip.add(step.gpu)
+            gone_gis = [result for result in results if isinstance(result, DestroyedGpuInstance)]
+            self._log(_Undo(destroyed=tuple(self._gi_before(gi.gpu, gi.id) for gi in gone_gis)))
+        elif results:  # a mode change that failed changed nothing
+            self._log(_Undo(mode=(gpu, step.action == "enable-mig")))
+
+    def _gi_before(self, gpu: int, gi: int) -> _Gi:
+        # One the read for the plan did not list (created since): its profile is unknown, it cannot be made again.
+        return self.view.gis.get((gpu, gi)) or _Gi(gpu, gi, -1, "", -1)
+
+    def _ci_before(self, gpu: int, gi: int, ci: int) -> _Ci:
+        return self.view.cis.get((gpu, gi, ci)) or _Ci(self._gi_before(gpu, gi), ci, -1, "")
+
+    def _log(self, undo: _Undo) -> None:
+        self.log.append(undo)
+        for gi in undo.created:
+            self.view.gis[gi.key] = gi
+            self._new_gis[(gi.gpu, gi.start)] = gi.id
+        for ci in undo.created_cis:
+            self.view.cis[ci.key] = ci
+        for ci in undo.destroyed_cis:
+            self.view.cis.pop(ci.key, None)
+        for gi in undo.destroyed:
+            self.view.gis.pop(gi.key, None)
+        if undo.mode is not None:
+            self.view.modes[undo.mode[0]] = undo.mode[1]
+
+    def reconcile(self, now: _View) -> None:
+        """Log what the step in flight did, when it did not say (or said only part): from ``now``, the node
+        as read after it stopped, against what was there before it.
+
+        A ``-cgi`` whose answer is missing made the GPU instances now at the placements it asked for, with the
+        profiles it asked for, that were not there before (with an explicit placement, no one else's ``-cgi``
+        could have taken the spot once ours had, and had another taken it first, ours would have failed), and
+        the default compute instance ``-C`` puts in each; a ``-cci`` made those new in its GPU instance with
+        the profiles it asked for; a destroy destroyed those of its GPU instances now gone.
+        """
+        step = self.in_flight
+        if step is None:
+            return
+        self.in_flight = None
+        if self.reported is not None and step.action != "create-gi":
+            self._record(step, self.reported)  # a MigOperationError's .completed says all it did
         elif step.action == "create-gi":
-            items = [(item.rpartition(":")[0], int(item.rpartition(":")[2])) for item in step.profiles]
-            created = smi.create_gi(step.gpu, items, ci=step.default_ci)
-            for (_, start), gi in zip(items, created):
-                new_gi_ids[(step.gpu, start)] = gi.id
-        else:  # "create-ci": Step's validator admits nothing else
-            gi_id = new_gi_ids[(step.gpu, step.gi_start or 0)]
-            smi.create_ci(step.gpu, gi_id, list(step.profiles))
-        ran.append(step)
+            self._log(self._found_gis(step, now))
+        elif step.action == "create-ci":
+            self._log(_Undo(created_cis=self._found_cis(step, now)))
+        elif step.action == "destroy-ci":
+            self._log(
+                _Undo(
+                    destroyed_cis=tuple(
+                        ci
+                        for ci in self.view.cis.values()
+                        if ci.gi.gpu == step.gpu and ci.gi.id in step.gis and ci.key not in now.cis
+                    )
+                )
+            )
+        elif step.action == "destroy-gi":
+            self._log(
+                _Undo(
+                    destroyed=tuple(
+                        gi
+                        for gi in self.view.gis.values()
+                        if gi.gpu == step.gpu and gi.id in step.gis and gi.key not in now.gis
+                    )
+                )
+            )
+        elif now.modes.get(step.gpu) != self.view.modes.get(step.gpu):
+            self._log(_Undo(mode=(step.gpu, step.action == "enable-mig")))
+
+    def _logged(self) -> set[_Gi | _Ci]:
+        logged: set[_Gi | _Ci] = set()
+        for undo in self.log:
+            logged.update(undo.created)
+            logged.update(undo.created_cis)
+        return logged
+
+    def _found_gis(self, step: Step, now: _View) -> _Undo:
+        """What a ``-cgi`` made, from the node now: those it reported if it reported any, else those new at
+        the placements and with the profiles it asked for."""
+        reported = {made.id: made for made in self.reported or () if isinstance(made, CreatedGpuInstance)}
+        asked = {start: self._profile_id(step.gpu, name) for name, start in map(_item, step.profiles)}
+        logged = self._logged()
+
+        def made(gi: _Gi) -> bool:
+            if gi.gpu != step.gpu or gi.key in self.view.gis or gi in logged:
+                return False
+            if self.reported is not None:
+                return gi.id in reported
+            return gi.start in asked and asked[gi.start] in (None, gi.profile_id)
+
+        gis = tuple(gi for gi in now.gis.values() if made(gi))
+        cis = []
+        for gi in gis:
+            for ci in now.cis_in(gi):
+                if gi.id in reported:
+                    ours = ci.id in {made_ci.id for made_ci in reported[gi.id].compute_instances}
+                else:  # the compute instance -C makes is the full-size one: it has the GI's own name
+                    ours = step.default_ci and ci.name == gi.name
+                if ours:
+                    cis.append(ci)
+        return _Undo(created=gis, created_cis=tuple(cis))
+
+    def _found_cis(self, step: Step, now: _View) -> tuple[_Ci, ...]:
+        """What a ``-cci`` made in its GPU instance, from the node now: new ones of the profiles it asked for."""
+        target = self.view.gis.get((step.gpu, self._new_gis.get((step.gpu, step.gi_start or 0), -1)))
+        if target is None:
+            return ()
+        wanted = [short_profile_name(name) for name in step.profiles]
+        logged = self._logged()
+        found = []
+        for ci in sorted(now.cis_in(target), key=lambda ci: ci.id):
+            if ci.key not in self.view.cis and ci not in logged and ci.name in wanted:
+                wanted.remove(ci.name)
+                found.append(ci)
+        return tuple(found)
+
+    def _profile_id(self, gpu: int, name: str) -> int | None:
+        try:
+            return resolve_profile(self.state.tables.get(gpu, ()), name, gpu).profile.id
+        except LayoutError:
+            return None
 
 
-def _layout_of(state: NodeState, gpus: Iterable[int]) -> Layout:
-    """The state read for a plan, as a Layout of ``gpus`` (explicit placements and CIs): what rollback restores."""
-    specs: dict[int, tuple[GiSpec, ...] | None] = {}
-    for gpu in gpus:
-        mode = state.modes.get(gpu)
-        if mode is None or not mode.supported:
-            continue
-        specs[gpu] = None if not mode.current else _gpu_specs(gpu, state.gis, state.cis)
-    return Layout(specs)
+class _Rollback:
+    """Undo a log of :class:`_Undo`, last step first, against ``now`` (the node read when the rollback began,
+    kept up to date with the rollback's own results).
+
+    It destroys only what apply created, and only while it is still what apply created (same id, profile and
+    placement, holding no compute instance of someone else); it makes again what apply destroyed, at the same
+    placement with the same compute instances; it sets MIG mode back. What it must leave is said in ``left``.
+    The first error stops it (the caller keeps it as ``rollback_failure``).
+    """
+
+    def __init__(self, smi: Smi, now: _View, log: Sequence[_Undo]) -> None:
+        self.smi, self.now, self.log = smi, now, log
+        self.restored: list[Step] = []
+        self.left: list[str] = []
+        self._remade: dict[tuple[int, int], _Gi] = {}  # a destroyed GI's key -> the GI made again in its place
+        self._remade_cis: set[tuple[int, int, int]] = set()
+
+    def run(self) -> None:
+        for undo in reversed(self.log):
+            if undo.created or undo.created_cis:
+                self._destroy(undo.created, undo.created_cis)
+            if undo.destroyed:
+                self._remake(undo.destroyed)
+            if undo.destroyed_cis:
+                self._remake_cis(undo.destroyed_cis)
+            if undo.mode is not None:
+                self._set_mode(*undo.mode)
+
+    def _destroy(self, gis: Sequence[_Gi], cis: Sequence[_Ci]) -> None:
+        replaced: list[_Gi | _Ci] = [ci for ci in cis if ci.key in self.now.cis and not self.now.holds(ci)]
+        replaced.extend(gi for gi in gis if gi.key in self.now.gis and not self.now.holds(gi))
+        self.left.extend(
+            f"{_describe(instance)}: apply created it, but what has its id now is another" for instance in replaced
+        )
+        ours = [ci for ci in cis if self.now.holds(ci)]
+        by_ids: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+        for gi_key in dict.fromkeys(ci.gi.key for ci in ours):
+            ids = tuple(sorted(ci.id for ci in ours if ci.gi.key == gi_key))
+            by_ids.setdefault((gi_key[0], ids), []).append(gi_key[1])
+        for (gpu, ids), gi_ids in by_ids.items():  # GIs holding the same CI ids: one exact -gi … -ci … -dci
+            step = Step("destroy-ci", gpu, gis=tuple(gi_ids), cis=ids)
+            self._ran(step, self.smi.destroy_ci(gpu, gi=gi_ids, ci=list(ids)))
+        empty = []
+        for gi in gis:
+            if not self.now.holds(gi):
+                continue
+            others = self.now.cis_in(gi)
+            if others:
+                held = ", ".join(str(ci.id) for ci in others)
+                self.left.append(
+                    f"{_describe(gi)}: apply created it, but it holds compute instance(s) {held} of someone else"
+                )
+            else:
+                empty.append(gi)
+        for gpu in dict.fromkeys(gi.gpu for gi in empty):
+            ids = tuple(gi.id for gi in empty if gi.gpu == gpu)
+            self._ran(Step("destroy-gi", gpu, gis=ids), self.smi.destroy_gi(gpu, gi=list(ids)))
+
+    def _cis_of(self, gi: _Gi) -> list[_Ci]:
+        """The compute instances apply destroyed in ``gi`` and has not made again."""
+        return [ci for undo in self.log for ci in undo.destroyed_cis if ci.gi == gi and ci.key not in self._remade_cis]
+
+    def _remake(self, gis: Sequence[_Gi]) -> None:
+        known = [gi for gi in gis if gi.name]
+        self.left.extend(
+            f"{_describe(gi)}: apply destroyed it without having seen its profile" for gi in gis if not gi.name
+        )
+        for gpu in dict.fromkeys(gi.gpu for gi in known):
+            on_gpu = sorted((gi for gi in known if gi.gpu == gpu), key=lambda gi: gi.start)
+            default = [gi for gi in on_gpu if [ci.name for ci in self._cis_of(gi)] == [gi.name]]
+            custom = [gi for gi in on_gpu if gi not in default]
+            for group, with_default in ((default, True), (custom, False)):
+                if not group:
+                    continue
+                items = tuple(f"{gi.name}:{gi.start}" for gi in group)
+                step = Step("create-gi", gpu, profiles=items, default_ci=with_default)
+                made = self._ran(step, self.smi.create_gi(gpu, [_item(item) for item in items], ci=with_default))
+                for gi, result in zip(group, made):
+                    assert isinstance(result, CreatedGpuInstance)  # noqa: S101  # what create_gi returns
+                    self._remade[gi.key] = attrs.evolve(gi, id=result.id)
+                    if with_default:
+                        self._remade_cis.update(ci.key for ci in self._cis_of(gi))
+            for gi in custom:
+                if gi.key in self._remade:
+                    self._make_cis(self._remade[gi.key], self._cis_of(gi))
+
+    def _remake_cis(self, cis: Sequence[_Ci]) -> None:
+        for gi in dict.fromkeys(ci.gi for ci in cis):
+            waiting = [ci for ci in cis if ci.gi == gi and ci.key not in self._remade_cis]
+            if not waiting:
+                continue
+            if not self.now.holds(gi):
+                names = ", ".join(ci.name or str(ci.id) for ci in waiting)
+                self.left.append(f"{_describe(gi)}: gone, so its compute instances {names} cannot be made again")
+                continue
+            self._make_cis(gi, waiting)
+
+    def _make_cis(self, gi: _Gi, cis: Sequence[_Ci]) -> None:
+        unknown = [ci for ci in cis if not ci.name]
+        self.left.extend(f"{_describe(ci)}: apply destroyed it without having seen its profile" for ci in unknown)
+        names = sorted((ci.name for ci in cis if ci.name), key=lambda name: -_ci_slices(name))  # as plan does
+        if names:
+            step = Step("create-ci", gi.gpu, gis=(gi.id,), profiles=tuple(names))
+            self._ran(step, self.smi.create_ci(gi.gpu, gi.id, names))
+        self._remade_cis.update(ci.key for ci in cis)
+
+    def _set_mode(self, gpu: int, enabled: bool) -> None:
+        step = Step("disable-mig" if enabled else "enable-mig", gpu)
+        self._ran(step, self.smi.disable_mig(gpu) if enabled else self.smi.enable_mig(gpu))
+
+    def _ran(self, step: Step, results: Sequence[object]) -> Sequence[object]:
+        """Record a step of the rollback and keep ``now`` up to date with what it did."""
+        self.restored.append(step)
+        starts = [_item(item)[1] for item in step.profiles] if step.action == "create-gi" else []
+        for position, result in enumerate(results):
+            if isinstance(result, DestroyedComputeInstance):
+                self.now.cis.pop((result.gpu, result.gi, result.id), None)
+            elif isinstance(result, DestroyedGpuInstance):
+                self.now.gis.pop((result.gpu, result.id), None)
+            elif isinstance(result, CreatedGpuInstance) and position < len(starts):
+                name = short_profile_name(result.profile_name)
+                gi = _Gi(step.gpu, result.id, result.profile_id, name, starts[position])
+                self.now.gis[gi.key] = gi
+                for ci in result.compute_instances:
+                    made = _Ci(gi, ci.id, ci.profile_id, short_profile_name(ci.profile_name))
+                    self.now.cis[made.key] = made
+            elif isinstance(result, CreatedComputeInstance) and (step.gpu, result.gi) in self.now.gis:
+                made = _Ci(
+                    self.now.gis[(step.gpu, result.gi)],
+                    result.id,
+                    result.profile_id,
+                    short_profile_name(result.profile_name),
+                )
+                self.now.cis[made.key] = made
+        return results
+
+
+def _describe(instance: _Gi | _Ci) -> str:
+    if isinstance(instance, _Ci):
+        return f"GPU {instance.gi.gpu}: compute instance {instance.id} in GPU instance {instance.gi.id}"
+    return f"GPU {instance.gpu}: GPU instance {instance.id}" + (
+        f" ({instance.name} at {instance.start})" if instance.name else ""
+    )
 
 
 def _gpu_specs(gpu: int, gis: Sequence[GpuInstance], cis: Sequence[ComputeInstance]) -> tuple[GiSpec, ...]:
@@ -473,61 +906,103 @@ def apply(
 ) -> ApplyResult:
     """Bring the node to ``layout``; a second call with the same layout changes nothing.
 
-    When nvidia-smi refuses a step part-way, the starting layout is restored as far as it can be (same
-    profiles at the same placements; ids may differ) unless ``rollback=False``, and :class:`ApplyError`
-    says what failed, what ran, what the rollback restored and what the node looks like now.
+    Whatever stops it once a step has run — nvidia-smi refusing, a timeout, output smimig cannot read, any
+    other :class:`~smimig.SmimigError`, Ctrl-C (``KeyboardInterrupt``) or SIGTERM — the rollback undoes
+    exactly the steps this apply ran, last first (unless ``rollback=False``): it destroys what apply created
+    (by the ids nvidia-smi reported, checked against the node first), makes again what it destroyed at the
+    same placement with the same compute instances, and sets MIG mode back. It never destroys anything apply
+    did not create, such as an instance someone else created meanwhile. Then :class:`ApplyError` says what
+    stopped it (``failure``), what ran, what the rollback restored, what it left and why, and the state now.
+
+    Signals (in the main thread only, where Python runs handlers): for the duration of apply, SIGTERM raises
+    :class:`~smimig.Terminated` (the previous handler is put back afterwards), so that a polite kill rolls
+    back as Ctrl-C does; the rollback itself runs with SIGINT and SIGTERM held back, so a second Ctrl-C
+    cannot cut it short: one that arrives is raised once the rollback is done, chained to the ApplyError.
 
     Raises:
         LayoutError: the layout cannot be realised (nothing is changed).
         InstanceBusy: processes run on instances the plan would destroy (unless ``force``; nothing is changed).
-        ApplyError: nvidia-smi refused a step, or anything failed once a step had run (a GPU that turned
-            out not to fit the layout once MIG was on, the node not matching it afterwards, ssh dropping):
-            ``ran`` and ``restored`` say what changed.
+        ApplyError: something stopped it once a step had run (a GPU that turned out not to fit the layout
+            once MIG was on, the node not matching it afterwards, ssh dropping, Ctrl-C): ``ran`` and
+            ``restored`` say what changed.
     """
     smi = smi or default_client()
-    state = read_node(smi)
-    first = _plan(layout, state)
-    ran: list[Step] = []
-    try:
-        return _apply(smi, layout, first, ran, dry_run=dry_run, force=force)
-    except SmimigError as failure:
-        if not ran and not isinstance(failure, MigOperationError):
-            raise  # refused before any step ran: nothing to restore, and the caller can tell
-        restored: list[Step] = []
-        rollback_failure: SmimigError | None = None
+    with interrupts.raising(signal.SIGTERM):
+        state = read_node(smi)
+        first = _plan(layout, state)
+        if dry_run:
+            return ApplyResult(first, (), (), None, dry_run=True)
+        if first.is_noop:
+            return ApplyResult(first, (), (), layout)
+        busy = _busy(smi, first)
+        if busy and not force:
+            raise InstanceBusy(busy)
+        changes = _Changes(smi, state)
+        try:
+            return _apply(changes, layout, first)
+        except (SmimigError, KeyboardInterrupt, Terminated) as failure:
+            if not changes.started:
+                raise  # stopped before any step: nothing to undo, and the caller can tell
+            report = _roll_back(changes, failure, rollback)
+            if isinstance(report, ApplyError):
+                raise report from failure
+            raise report from report.__cause__  # an interruption held back during the rollback, after it
+
+
+def _roll_back(changes: _Changes, failure: BaseException, rollback: bool) -> BaseException:
+    """Undo ``changes`` (unless not ``rollback``) and read the state; the error to raise: an ApplyError, or an
+    interruption held back meanwhile, chained to it."""
+    smi = changes.smi
+    restored: list[Step] = []
+    left: list[str] = []
+    rollback_failure: SmimigError | None = None
+    with interrupts.deferring(signal.SIGINT, signal.SIGTERM) as deferred:
         if rollback:
+            undo: _Rollback | None = None
             try:
-                _run_steps(smi, plan(_layout_of(state, layout.gpus), smi=smi).steps, restored, [])
+                now = _View.read(smi)
+                changes.reconcile(now)
+                undo = _Rollback(smi, now, changes.log)
+                undo.run()
             except SmimigError as error:
                 rollback_failure = error
+            if undo is not None:
+                restored, left = undo.restored, undo.left
         try:
-            now: Layout | None = export(smi=smi)
+            state: Layout | None = export(smi=smi)
         except SmimigError:
-            now = None
-        raise ApplyError(failure, ran, restored, rollback_failure, now, rolled_back=rollback) from failure
+            state = None
+    report = ApplyError(failure, changes.ran, restored, rollback_failure, state, rolled_back=rollback, left=left)
+    held_back = deferred.exception()
+    if held_back is not None and not report.interrupted:
+        held_back.__cause__ = report
+        return held_back
+    return report
 
 
-def _apply(smi: Smi, layout: Layout, first: Plan, ran: list[Step], *, dry_run: bool, force: bool) -> ApplyResult:
-    if dry_run:
-        return ApplyResult(first, (), (), None, dry_run=True)
-    if first.is_noop:
-        return ApplyResult(first, (), (), layout)
-    busy = _busy(smi, first)
-    if busy and not force:
-        raise InstanceBusy(busy)
-    pending: list[MigModeChange] = []
-    _run_steps(smi, first.steps, ran, pending)
-    waiting = {change.gpu for change in pending}
+def _apply(changes: _Changes, layout: Layout, first: Plan) -> ApplyResult:
+    smi = changes.smi
+    changes.run(first.steps)
+    waiting = {change.gpu for change in changes.pending}
     if any(gpu.deferred for gpu in first.gpus if gpu.gpu not in waiting):
-        # MIG just came on: the profiles can be read now, so plan the rest of those GPUs.
+        # MIG just came on: the profiles can be read now, so check and plan the rest of those GPUs.
         rest = Layout({gpu: gis for gpu, gis in layout.gpus.items() if gpu not in waiting})
-        _run_steps(smi, plan(rest, smi=smi).steps, ran, pending)
-        waiting = {change.gpu for change in pending}
+        state = read_node(smi)
+        changes.reread(state)
+        try:
+            rest_plan = _plan(rest, state)
+        except LayoutError as error:
+            raise LayoutError(
+                f"{error.reason} (found once MIG was on: with MIG off this driver lists no profiles)",
+                error.suggestions,
+            ) from error
+        changes.run(rest_plan.steps)
+        waiting = {change.gpu for change in changes.pending}
     settled = Layout({gpu: gis for gpu, gis in layout.gpus.items() if gpu not in waiting})
     check = plan(settled, smi=smi)
     if not check.is_noop:
         raise LayoutError(f"after applying, the GPUs still differ from the layout:\n{check}")
-    return ApplyResult(first, tuple(ran), tuple(pending), export(smi=smi))
+    return ApplyResult(first, tuple(changes.ran), tuple(changes.pending), export(smi=smi))
 
 
 def export(*, smi: Smi | None = None) -> Layout:

@@ -239,10 +239,18 @@ class SubprocessRunner:
 
 
 def spawn(command: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start a user's command (``run_on_each``): argv as given, no shell, its own environment."""
+    """Start a user's command (a lease's, ``run_on_each``'s): argv as given, no shell, its own environment,
+    in a session of its own, so its process id is also its process group's id.
+
+    Its own session (``start_new_session``), so that a Ctrl-C at the terminal or a hang-up reaches smimig
+    alone, which forwards it to the whole group (:class:`smimig.jobs.JobGroup`) and then cleans up after it,
+    instead of both getting it at once. Not ``process_group=0`` (Python 3.11+ only): a job in a background
+    process group of the terminal's session is stopped by SIGTTIN as soon as it reads the terminal (a
+    debugger, a prompt), while one in its own session reads it like any other file.
+    """
     if isinstance(command, str) or not command:
         raise ValueError("command must be a non-empty list of arguments, not a string")
-    return subprocess.Popen(list(command), env=dict(env))
+    return subprocess.Popen(list(command), env=dict(env), start_new_session=True)
 
 
 def sudo_works() -> bool:

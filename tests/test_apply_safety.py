@@ -1,4 +1,5 @@
-"""apply against a scripted nvidia-smi (pytest-subprocess): busy instances, pending MIG mode."""
+"""apply against a scripted nvidia-smi (pytest-subprocess): busy instances, pending MIG mode; and on GPUs with
+MIG off, an impossible layout that leaves MIG mode as it was."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Any
 import pytest
 
 import smimig
-from smimig import InstanceBusy, Layout
+from smimig import ApplyError, InstanceBusy, Layout, LayoutError
+from smimig.exit_codes import ExitCode, exit_code
 from smimig.runner import ENV_VAR
 from smimig.sim import SimulatedRunner
+from smimig.testing import FakeRunner
 from tests.fixtures import text_of
 
 SMI = "/opt/fake/nvidia-smi"
@@ -84,3 +87,49 @@ def test_pending_mig_mode_is_reported_not_pretended(fp: Any, smi: smimig.Smi) ->
     assert [str(step) for step in result.ran] == ["nvidia-smi -i 1 -mig 1"]
     assert "GPU 1: MIG enable is pending (In use by another client)" in str(result)
     assert not any("-cgi" in call for call in fp.calls)
+
+
+# -- a GPU with MIG off: an impossible layout leaves MIG mode as it was -----------------------------------
+
+IMPOSSIBLE = {"H100-80GB": {0: ["4g.40gb", "4g.40gb"]}, "A30": {0: ["4g.24gb", "4g.24gb"]}}
+CHANGES = ("-mig", "-cgi", "-cci", "-dci", "-dgi")
+
+
+def mig_off(model: str) -> tuple[smimig.Smi, FakeRunner]:
+    fake = FakeRunner(handler=SimulatedRunner(model, gpus=1).run)  # records every call
+    return smimig.Smi(runner=fake), fake
+
+
+def test_driver_580_checks_an_impossible_layout_before_turning_mig_on() -> None:
+    smi, fake = mig_off("H100-80GB")  # driver 580 lists the profiles with MIG off
+    layout = Layout.from_dict(IMPOSSIBLE["H100-80GB"])
+    for attempt in (smi.plan, lambda layout: smi.apply(layout, dry_run=True), smi.apply):
+        with pytest.raises(LayoutError, match="at most 1 fit"):
+            attempt(layout)
+    assert not [call for call in fake.calls if any(option in call for option in CHANGES)]
+    assert [mode.current for mode in smi.mig_mode()] == [False]
+    fits = smi.plan(Layout.from_dict({0: ["4g.40gb", "3g.40gb"]}))  # and a layout that fits is planned whole
+    assert [str(step) for step in fits.steps] == [
+        "nvidia-smi -i 0 -mig 1",
+        "nvidia-smi mig -i 0 -cgi 4g.40gb:0,3g.40gb:4 -C",
+    ]
+
+
+def test_driver_545_says_the_check_waits_for_mig_mode_and_turns_it_off_again() -> None:
+    smi, fake = mig_off("A30")  # driver 545 lists no profiles until MIG is on
+    layout = Layout.from_dict(IMPOSSIBLE["A30"])
+    waits = "GPU 0: checked and planned once MIG is on (with MIG off this driver lists no profiles); "
+    assert str(smi.plan(layout)).startswith(waits + "apply turns MIG off again if the layout does not fit\n")
+    assert str(smi.apply(layout, dry_run=True)).startswith("dry run, nothing changed:\n" + waits)
+    with pytest.raises(ApplyError) as caught:
+        smi.apply(layout)
+    error = caught.value
+    assert str(error.failure).startswith(
+        "GPU 0: 2 x 4g.24gb, but at most 1 fit (Total 1) (found once MIG was on: with MIG off this driver lists "
+        "no profiles)"
+    )
+    assert [str(step) for step in error.ran] == ["nvidia-smi -i 0 -mig 1"]
+    assert [str(step) for step in error.restored] == ["nvidia-smi -i 0 -mig 0"]
+    assert exit_code(error) == ExitCode.PARTIAL
+    assert [mode.current for mode in smi.mig_mode()] == [False]
+    assert [call for call in fake.calls if "-mig" in call] == [("-i", "0", "-mig", "1"), ("-i", "0", "-mig", "0")]

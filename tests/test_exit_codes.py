@@ -314,7 +314,8 @@ def test_a_layout_refused_after_a_step_ran_is_part_way(smimig_cli: Callable[...,
     assert result.code == ExitCode.PARTIAL
     assert result.lines == [
         "smimig: apply failed part-way; the rollback restored the starting layout.",
-        "  failed: GPU 0: 2 x 4g.24gb, but at most 1 fit (Total 1)",
+        "  failed: GPU 0: 2 x 4g.24gb, but at most 1 fit (Total 1)"
+        " (found once MIG was on: with MIG off this driver lists no profiles)",
         "    layouts that fit instead: [4g.24gb]",
         "  ran: nvidia-smi -i 0 -mig 1",
         "  restored: nvidia-smi -i 0 -mig 0",
