@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # the exported names of submodules, one a line: the package's
     from smimig.errors import PermissionDenied as PermissionDenied
     from smimig.errors import RemoteError as RemoteError
     from smimig.errors import SmimigError as SmimigError
+    from smimig.errors import Terminated as Terminated
     from smimig.jobs import DeviceRun as DeviceRun
     from smimig.jobs import cuda_visible_devices as cuda_visible_devices
     from smimig.jobs import device_env as device_env
@@ -114,6 +115,7 @@ _SUBMODULES = frozenset(
         "errors",
         "exit_codes",
         "geometry",
+        "interrupts",
         "jobs",
         "layout",
         "leases",

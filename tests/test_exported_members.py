@@ -72,6 +72,7 @@ PUBLIC = [
     "SshRunner",
     "Step",
     "SubprocessRunner",
+    "Terminated",
     "apply",
     "create_ci",
     "create_gi",
