@@ -304,7 +304,8 @@ class ReclaimReport:
         return self._with("kept")
 
     def __str__(self) -> str:
-        lines = [str(outcome) for outcome in self.outcomes] or ["no orphaned leases"]
+        shown = (*self.destroyed, *self.removed, *self.kept)
+        lines = [str(outcome) for outcome in shown] or ["no orphaned leases"]
         lines.extend(f"ignored: {problem}" for problem in self.problems)
         return "\n".join(lines)
 

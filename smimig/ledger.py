@@ -100,9 +100,9 @@ class LeaseRecord:
         return f"{ids} ({self.profile} at {self.placement}{uuid})"
 
     def __str__(self) -> str:
-        holder = f"PID {self.pid} of {self.user}" + ("" if self.alive else ", which no longer runs")
         being = "" if self.state == "held" else f" [{self.state}]"
-        return f"{self.where}{being} held by {holder}, since {self.created_at}"
+        running = "" if self.alive else ", no longer running"
+        return f"{self.where}{being} leased by {self.user} (PID {self.pid}{running}) at {self.created_at}"
 
 
 @attrs.frozen

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -15,7 +16,12 @@ import pytest
 
 import smimig
 from smimig import LeaseError, cli
+from smimig.leasing import LeaseWarning
+from smimig.ledger import Ledger, live_leases
+from smimig.locking import holding
+from smimig.runner import RunResult
 from smimig.sim import Fault, SimulatedRunner
+from smimig.testing import FakeRunner
 
 
 @pytest.fixture(autouse=True)
@@ -201,3 +207,244 @@ def test_cli_lease_passes_the_exit_code(tmp_path: Path) -> None:
         [env["SMIMIG_NVIDIA_SMI"], "mig", "-lgi"], env=env, capture_output=True, text=True, check=False
     )
     assert leftover.stdout == "No GPU instances found: Not Found\n"
+
+
+# -- one lock, a ledger, identity checks, orphans (issue 15) ---------------------------------------------
+
+
+def dead_holder(entry: str | Path) -> None:
+    """Make an entry's holder a process that has ended (as SIGKILL would), keeping its file and owner."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    path = Path(entry)
+    data = json.loads(path.read_text())
+    data.update(pid=process.pid, start_time=1)  # start_time: even a reused pid is not that process
+    path.write_text(json.dumps(data))
+
+
+def abandoned(smi: smimig.Smi, profile: str = "1g.5gb", gpu: int = 0) -> Path:
+    """A lease whose holder was killed: its instances made, its entry written, its holder gone."""
+    from smimig.leasing import consistent_devices  # noqa: PLC0415
+
+    lock_file = Path(os.environ["SMIMIG_LOCK_FILE"])
+    with smi.node_lock():
+        (made,) = smi.create_gi(gpu, [profile], ci=True)
+        (gi,) = [item for item in smi.list_gis(gpu) if item.id == made.id]
+        (uuid,) = [device.uuid for device in consistent_devices(smi, gpu) if (device.gi, device.ci) == (gi.id, 0)]
+        fields = {"state": "held", "gpu": gpu, "gi": gi.id, "ci": 0, "profile": gi.name, "uuid": uuid}
+        entry = Ledger(lock_file).write({**fields, "placement": [gi.placement.start, gi.placement.size]})
+    dead_holder(entry)
+    return entry
+
+
+def ledger_files(lock: Path) -> list[str]:
+    directory = lock.with_name("smimig.leases")
+    return sorted(name for name in os.listdir(directory) if not name.startswith(".")) if directory.exists() else []
+
+
+def test_a_lease_is_in_the_ledger_while_it_is_held(lock: Path) -> None:
+    smi, _ = node()
+    with smi.lease("1g.5gb") as held:
+        (record,) = smi.leases()
+        assert (record.gpu, record.gi, record.ci, record.uuid, record.state) == (0, held.gi, held.ci, held.uuid, "held")
+        assert (record.placement, record.profile, record.pid, record.alive) == (
+            held.placement,
+            "MIG 1g.5gb",
+            os.getpid(),
+            True,
+        )
+        assert record.entry == held.entry
+        assert live_leases(lock_path=lock) == [record]
+    assert smi.leases() == []
+    assert ledger_files(lock) == []
+
+
+def test_a_release_between_a_leases_two_reads_cannot_hand_it_a_neighbours_uuid() -> None:
+    runner = SimulatedRunner("A100-40GB", mig=True)
+    outside = smimig.Smi(runner=runner)
+    outside.create_gi(0, ["1g.5gb"], ci=True)  # GI 1: its device is listed before the lease's
+    seen = {"created": False, "released": False}
+
+    def release_between_reads(args: tuple[str, ...]) -> RunResult:
+        answer = runner.run(args)
+        if "-cci" in args:
+            seen["created"] = True
+        elif seen["created"] and not seen["released"] and args in (("-L",), ("-i", "0"), ()):
+            seen["released"] = True  # right after the lease's first device read: the neighbour goes
+            outside.destroy_ci(0, gi=1)
+            outside.destroy_gi(0, gi=1)
+        return answer
+
+    smi = smimig.Smi(runner=FakeRunner(handler=release_between_reads))
+    with smi.lease("1g.5gb") as held:
+        assert seen["released"]
+        assert [device.uuid for device in outside.devices(0) if (device.gi, device.ci) == (held.gi, held.ci)] == [
+            held.uuid
+        ]
+    assert outside.list_gis() == []
+
+
+def test_every_change_of_a_lease_holds_the_node_lock(lock: Path) -> None:
+    runner = SimulatedRunner("A100-40GB", mig=True)
+    changes: list[tuple[str, bool]] = []
+
+    def watch(args: tuple[str, ...]) -> RunResult:
+        change = next((option for option in ("-cgi", "-cci", "-dci", "-dgi") if option in args), None)
+        if change:
+            changes.append((change, holding(lock)))
+        return runner.run(args)
+
+    with smimig.Smi(runner=FakeRunner(handler=watch)).lease("1g.5gb"):
+        assert not holding(lock)  # not while the device is in use
+    assert changes == [("-cgi", True), ("-cci", True), ("-dci", True), ("-dgi", True)]
+
+
+def test_a_replaced_gpu_instance_is_never_destroyed(lock: Path) -> None:
+    smi, _ = node()
+    leasing = smi.lease("1g.5gb")
+    held = leasing.__enter__()
+    # another client (an apply, say) destroys the leased GI and makes a 3g one that gets the same id
+    smi.destroy_ci(0, gi=held.gi)
+    smi.destroy_gi(0, gi=held.gi)
+    (replacement,) = smi.create_gi(0, ["3g.20gb"], ci=True)
+    assert replacement.id == held.gi
+    with pytest.warns(LeaseWarning) as warned:
+        leasing.__exit__(None, None, None)
+    ((gi,),) = [smi.list_gis()]
+    assert (gi.id, gi.name) == (held.gi, "MIG 3g.20gb")  # still there
+    (message,) = [str(warning.message) for warning in warned]
+    assert message.startswith(f"released the lease on GPU 0 (GI {held.gi}, CI {held.ci}, {held.uuid}): GPU instance")
+    assert "GPU instance 1 is now a MIG 3g.20gb at 4:4, not the MIG 1g.5gb at 6:1 it was" in message
+    assert message.endswith("nothing was destroyed")
+    assert ledger_files(lock) == []
+
+
+def test_a_device_gone_before_release_is_said_and_nothing_destroyed(lock: Path) -> None:
+    smi, runner = node()
+    leasing = smi.lease("1g.5gb")
+    held = leasing.__enter__()
+    smi.destroy_ci(0, gi=held.gi)
+    smi.destroy_gi(0, gi=held.gi)
+    calls = dict(runner.node.calls)
+    with pytest.warns(LeaseWarning, match="GPU instance 1 is gone already"):
+        leasing.__exit__(None, None, None)
+    assert runner.node.calls.get("-dgi") == calls.get("-dgi")  # the release destroyed nothing
+    assert ledger_files(lock) == []
+
+
+def test_the_cli_prints_what_a_release_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    simulate = ["--simulate", "A100-40GBx1"]
+    assert cli.main([*simulate, "mode", "on", "-i", "0"], io.StringIO(), io.StringIO()) == 0
+    job = f"import smimig.cli as c, sys; sys.exit(c.main({[*simulate, 'destroy-ci']!r}) or c.main({[*simulate, 'destroy-gi']!r}))"
+    err = io.StringIO()
+    assert cli.main([*simulate, "lease", "1g.5gb", "--", sys.executable, "-c", job], io.StringIO(), err) == 0
+    assert err.getvalue().splitlines()[-1].startswith("smimig: released the lease on GPU 0 (GI 1, CI 0, MIG-")
+    assert err.getvalue().endswith(": GPU instance 1 is gone already\n")
+
+
+def test_ctrl_c_between_the_gpu_and_the_compute_instance_leaves_nothing(lock: Path) -> None:
+    runner = SimulatedRunner("A100-40GB", mig=True)
+    fake = FakeRunner({("mig", "-i", "0", "-gi", "1", "-cci"): KeyboardInterrupt()}, handler=runner.run)
+    with pytest.raises(KeyboardInterrupt), smimig.Smi(runner=fake).lease("1g.5gb"):
+        pass
+    assert smimig.Smi(runner=runner).list_gis() == []
+    assert ledger_files(lock) == []
+
+
+def test_killed_while_cgi_ran_is_found_by_reclaim(lock: Path) -> None:
+    smi, _ = node()
+    with smi.node_lock():
+        fields = {"state": "creating", "gpu": 0, "gi": None, "ci": None, "profile": "MIG 2g.10gb", "uuid": None}
+        entry = Ledger(lock).write({**fields, "placement": [2, 2]})
+        smi.create_gi(0, ["2g.10gb:2"])  # -cgi finished; its holder never heard
+    dead_holder(entry)
+    (orphan,) = smi.leases()
+    assert (orphan.alive, orphan.state, orphan.gi) == (False, "creating", None)
+    report = smi.reclaim()
+    assert [(outcome.action, outcome.reason) for outcome in report.outcomes] == [
+        ("destroyed", "destroyed GPU instance 1")
+    ]
+    assert smi.list_gis() == []
+    assert ledger_files(lock) == []
+
+
+def test_reclaim_destroys_orphans_after_checking_who_they_are(lock: Path) -> None:
+    smi, _ = node()
+    orphan, replaced, twice, gone = (abandoned(smi, "1g.5gb") for _ in range(4))  # GIs 1, 2, 3, 4
+    smi.destroy_ci(0, gi=2)
+    smi.destroy_gi(0, gi=2)
+    smi.create_gi(0, ["2g.10gb"], ci=True)  # another client's GI, and it gets id 2
+    smi.destroy_ci(0, gi=4)
+    smi.destroy_gi(0, gi=4)
+    forged = Path(shutil.copy(twice, twice.with_name("forged.json")))  # a second claim on GI 3
+    with smi.node_lock():
+        alive = Ledger(lock).write({**json.loads(orphan.read_text()), "gi": 7})  # a live lease: not an orphan
+    report = smi.reclaim()
+    actions = {Path(outcome.lease.entry): outcome.action for outcome in report.outcomes}
+    assert actions == {orphan: "destroyed", replaced: "replaced", twice: "kept", forged: "kept", gone: "gone"}
+    assert [(gi.id, gi.name) for gi in smi.list_gis()] == [(2, "MIG 2g.10gb"), (3, "MIG 1g.5gb")]
+    assert ledger_files(lock) == sorted([alive.name, twice.name, forged.name])
+    assert [outcome.lease.gi for outcome in report.destroyed] == [1]
+    assert sorted(outcome.lease.gi for outcome in report.removed) == [2, 4]
+    (kept, _) = report.kept
+    assert kept.reason.startswith("claimed by more than one entry (")
+    assert str(report).splitlines()[0].startswith("destroyed: GPU 0 GI 1 CI 0 (MIG 1g.5gb at ")
+
+
+def test_the_next_lease_reclaims_orphans_first(lock: Path) -> None:
+    smi, _ = node()
+    orphan = json.loads(abandoned(smi, "4g.20gb").read_text())
+    leasing = smi.lease("4g.20gb")  # room only once the orphan is gone
+    with pytest.warns(LeaseWarning, match=r"reclaimed an orphaned lease: destroyed: GPU 0 GI 1 CI 0 \(MIG 4g.20gb"):
+        held = leasing.__enter__()
+    assert held.gi == orphan["gi"]
+    leasing.__exit__(None, None, None)
+    assert smi.list_gis() == []
+    assert ledger_files(lock) == []
+
+
+def test_doctor_names_each_orphan(lock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    smi, _ = node()
+    abandoned(smi, "2g.10gb")
+    report = smi.doctor()
+    assert not report.healthy
+    (line,) = [line for line in str(report).splitlines() if "orphaned" in line]
+    assert line.startswith("!!  orphaned lease: GPU 0 GI 1 CI 0 (MIG 2g.10gb at 4:2, MIG-")
+    assert line.endswith("; smimig reclaim destroys it")
+    assert ", no longer running) at " in line
+    smi.reclaim()
+    assert smi.doctor().healthy
+
+
+def test_cli_leases_and_reclaim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    simulate = ["--simulate", "A100-40GBx1"]
+    assert cli.main([*simulate, "mode", "on", "-i", "0"], io.StringIO(), io.StringIO()) == 0
+    out = io.StringIO()
+    assert cli.main([*simulate, "leases"], out, io.StringIO()) == 0
+    assert out.getvalue() == "(no leases)\n"
+    lock_file = tmp_path / "cache" / "smimig" / "simulate-A100-40GBx1.json.node.lock"
+    monkeypatch.setenv("SMIMIG_LOCK_FILE", str(lock_file))  # for abandoned(): the simulation's own lock
+    smi = cli._client(cli._parser().parse_args([*simulate, "gis"]))
+    abandoned(smi, "3g.20gb")
+    out = io.StringIO()
+    assert cli.main([*simulate, "leases", "--json"], out, io.StringIO()) == 0
+    ((record,), ignored) = json.loads(out.getvalue()).values()
+    assert (record["gi"], record["profile"], record["alive"], record["placement"], ignored) == (
+        1,
+        "MIG 3g.20gb",
+        False,
+        {"start": 4, "size": 4},
+        [],
+    )
+    out = io.StringIO()
+    assert cli.main([*simulate, "doctor"], out, io.StringIO()) == 1
+    assert "!!  orphaned lease: GPU 0 GI 1 CI 0 (MIG 3g.20gb at 4:4" in out.getvalue()
+    out = io.StringIO()
+    assert cli.main([*simulate, "reclaim"], out, io.StringIO()) == 0
+    assert out.getvalue().startswith("destroyed: GPU 0 GI 1 CI 0 (MIG 3g.20gb at 4:4, MIG-")
+    assert out.getvalue().endswith(": destroyed GPU instance 1 and compute instance 0\n")
+    out = io.StringIO()
+    assert cli.main([*simulate, "gis"], out, io.StringIO()) == 0
+    assert out.getvalue() == "(none)\n"
