@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import pwd
 import shutil
+import signal
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import threading
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import attrs
 import pytest
 
 import smimig
@@ -386,7 +394,7 @@ def test_reclaim_destroys_orphans_after_checking_who_they_are(lock: Path) -> Non
     assert [(gi.id, gi.name) for gi in smi.list_gis()] == [(2, "MIG 2g.10gb"), (3, "MIG 1g.5gb")]
     assert ledger_files(lock) == sorted([alive.name, twice.name, forged.name])
     assert [outcome.lease.gi for outcome in report.destroyed] == [1]
-    assert sorted(outcome.lease.gi for outcome in report.removed) == [2, 4]
+    assert sorted(outcome.lease.gi or 0 for outcome in report.removed) == [2, 4]
     (kept, _) = report.kept
     assert kept.reason.startswith("claimed by more than one entry (")
     assert str(report).splitlines()[0].startswith("destroyed: GPU 0 GI 1 CI 0 (MIG 1g.5gb at ")
@@ -448,3 +456,357 @@ def test_cli_leases_and_reclaim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     out = io.StringIO()
     assert cli.main([*simulate, "gis"], out, io.StringIO()) == 0
     assert out.getvalue() == "(none)\n"
+
+
+def smimig_command(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "smimig", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def no_instances_left(env: dict[str, str]) -> bool:
+    left = subprocess.run(
+        [env["SMIMIG_NVIDIA_SMI"], "mig", "-lgi"], env=env, capture_output=True, text=True, check=False
+    )
+    return left.stdout == "No GPU instances found: Not Found\n"
+
+
+@pytest.mark.slow
+def test_a_lease_killed_with_sigkill_is_an_orphan_the_next_lease_reclaims(tmp_path: Path, lock: Path) -> None:
+    env = stand_in(tmp_path)
+    job_pid = tmp_path / "job.pid"
+    leasing = subprocess.Popen(
+        [sys.executable, "-m", "smimig", "lease", "1g.5gb", "--", "sh", "-c", f"echo $$ > {job_pid}; exec sleep 60"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert leasing.stderr is not None
+        assert leasing.stderr.readline().startswith("smimig: leased MIG 1g.5gb on GPU 0 (GI 1, CI 0): MIG-")
+        while not job_pid.exists() or not job_pid.read_text().strip():
+            pass
+        leasing.kill()  # SIGKILL: no release, no cleanup
+        leasing.wait()
+    finally:
+        with contextlib.suppress(ValueError, ProcessLookupError, FileNotFoundError):
+            os.kill(int(job_pid.read_text()), signal.SIGKILL)  # its job, re-parented to init, ends too
+    doctor = smimig_command("doctor", env=env)
+    assert doctor.returncode == 1, doctor.stdout
+    (orphan,) = [line for line in doctor.stdout.splitlines() if line.startswith("!!")]
+    assert orphan.startswith("!!  orphaned lease: GPU 0 GI 1 CI 0 (MIG 1g.5gb at 6:1, MIG-")
+    assert f"(PID {leasing.pid}, no longer running)" in orphan
+    whole = smimig_command("lease", "7g.40gb", "--", "true", env=env)  # room only once the orphan is gone
+    assert whole.returncode == 0, whole.stderr
+    assert whole.stderr.startswith("smimig: reclaimed an orphaned lease: destroyed: GPU 0 GI 1 CI 0 (MIG 1g.5gb at")
+    assert no_instances_left(env)
+    assert ledger_files(lock) == []
+    assert smimig_command("doctor", env=env).returncode == 0
+
+
+# Lease and release until the deadline; inside each lease, check its UUID against a fresh read of -L and
+# the MIG devices table (under the node lock, so no smimig change lands between those two reads).
+CHURN = """
+import json, sys, time, smimig
+deadline = time.monotonic() + float(sys.argv[1])
+smi = smimig.Smi()
+leases = 0
+while time.monotonic() < deadline:
+    with smi.lease("1g.5gb") as held:
+        with smi.node_lock():
+            fresh = [device.uuid for device in smi.devices(held.gpu) if (device.gi, device.ci) == (held.gi, held.ci)]
+        if fresh != [held.uuid]:
+            print(json.dumps({"gi": held.gi, "ci": held.ci, "uuid": held.uuid, "fresh": fresh}), flush=True)
+            sys.exit(1)
+        leases += 1
+print(json.dumps({"leases": leases}))
+"""
+
+
+@pytest.mark.slow
+def test_six_processes_leasing_and_releasing_always_get_their_own_device(tmp_path: Path, lock: Path) -> None:
+    env = stand_in(tmp_path)
+
+    def churn(_: int) -> subprocess.CompletedProcess[str]:
+        args = [sys.executable, "-c", CHURN, "20"]
+        return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(churn, range(6)))
+    assert [result.returncode for result in results] == [0] * 6, [
+        result.stdout + result.stderr[-800:] for result in results
+    ]
+    assert sum(json.loads(result.stdout)["leases"] for result in results) >= 6
+    assert no_instances_left(env)
+    assert ledger_files(lock) == []
+
+
+# -- two Unix users on one node (slow, root only) -----------------------------------------------------------
+
+# The users' nvidia-smi: it asks root's relay (sudo's part) to run the stand-in binary on the shared state.
+RELAY_CLIENT = """#!{python} -S
+import json, socket, sys
+connection = socket.socket(socket.AF_UNIX)
+connection.connect({socket!r})
+connection.sendall(json.dumps(sys.argv[1:]).encode() + b"\\n")
+answer = json.loads(b"".join(iter(lambda: connection.recv(65536), b"")))
+sys.stdout.write(answer["out"])
+sys.stderr.write(answer["err"])
+sys.exit(answer["rc"])
+"""
+
+# What user B tries against user A's entry, the ledger and the lock; each attempt: "refused" or "done".
+TAMPER = """
+import json, os, sys
+ledger, entry, lock, dead_pid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+own = os.path.join(ledger, "b-own.json")
+data = json.load(open(entry))
+attempts = {}
+
+def attempt(name, action):
+    try:
+        action()
+        attempts[name] = "done"
+    except OSError:
+        attempts[name] = "refused"
+
+def write(path, text):
+    with open(path, "w") as stream:
+        stream.write(text)
+
+attempt("delete A's entry", lambda: os.unlink(entry))
+attempt("overwrite A's entry", lambda: write(entry, "{}"))
+write(own, json.dumps({**data, "gi": 5}))
+attempt("replace A's entry", lambda: os.replace(own, entry))
+attempt("rename A's entry", lambda: os.rename(entry, entry + ".moved"))
+attempt("loosen the ledger", lambda: os.chmod(ledger, 0o777))
+attempt("replace the lock", lambda: os.unlink(lock))
+attempt("copy A's entry as A", lambda: write(os.path.join(ledger, "forged-as-a.json"), json.dumps(data)))
+claim = {**data, "uid": os.geteuid(), "user": "b", "pid": dead_pid, "start_time": 1}
+attempt("claim A's device, holder gone", lambda: write(os.path.join(ledger, "claim-by-b.json"), json.dumps(claim)))
+attempt("link to A's entry", lambda: os.symlink(entry, os.path.join(ledger, "link.json")))
+attempt("garble", lambda: write(os.path.join(ledger, "garbled.json"), "{"))
+print(json.dumps(attempts))
+"""
+
+
+class Relay:
+    """root runs the stand-in binary for the users, over a Unix socket they may connect to."""
+
+    def __init__(self, directory: Path, python: str) -> None:
+        import socketserver  # noqa: PLC0415  # only this test serves
+
+        state = directory / "node.json"
+        sim = [sys.executable, "-m", "smimig.sim", "--state", str(state), "--model", "A100-40GBx1"]
+        subprocess.run([*sim, "-i", "0", "-mig", "1"], check=True, capture_output=True)
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                args = json.loads(self.rfile.readline())
+                done = subprocess.run([*sim, *args], capture_output=True, text=True, check=False)
+                self.wfile.write(json.dumps({"rc": done.returncode, "out": done.stdout, "err": done.stderr}).encode())
+
+        self.socket = directory / "relay.sock"
+        self.server = socketserver.ThreadingUnixStreamServer(str(self.socket), Handler)
+        self.socket.chmod(0o666)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.client = directory / "nvidia-smi"
+        self.client.write_text(RELAY_CLIENT.format(python=python, socket=str(self.socket)))
+        self.client.chmod(0o755)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@attrs.frozen
+class User:
+    name: str
+    uid: int
+    gid: int
+
+    def argv(self, *args: str) -> list[str]:
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--", *args]
+
+
+def others_may_use(path: str | Path) -> bool:
+    """Whether users other than root can read (and run) ``path``: o+x on every directory above it, o+r on it."""
+    real = Path(os.path.realpath(path))
+    return all(os.stat(parent).st_mode & 0o001 for parent in real.parents) and bool(os.stat(real).st_mode & 0o004)
+
+
+def python_for_others() -> tuple[str, str] | None:
+    """An interpreter of this Python version that other users can run, and the PYTHONPATH that gives it
+    smimig and its dependencies (this one may live in root's home, as pyenv puts it); None if there is none."""
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    paths = [str(Path(smimig.__file__).resolve().parent.parent), sysconfig.get_paths()["purelib"]]
+    if not all(others_may_use(path) for path in paths):
+        return None
+    for candidate in (sys.executable, shutil.which(f"python{version}"), f"/usr/bin/python{version}"):
+        if candidate and os.path.exists(candidate) and others_may_use(candidate):
+            found = subprocess.run(
+                [candidate, "-c", "import sys; print(*sys.version_info[:2], sep='.')"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if found.stdout.strip() == version:
+                return candidate, os.pathsep.join(paths)
+    return None
+
+
+@contextlib.contextmanager
+def throw_away_users(*names: str) -> Iterator[list[User]]:
+    made: list[str] = []
+    try:
+        for name in names:
+            subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+            made.append(name)
+        yield [User(name, pwd.getpwnam(name).pw_uid, pwd.getpwnam(name).pw_gid) for name in names]
+    finally:
+        for name in made:
+            for _ in range(50):  # a process of theirs may still be on its way out
+                if subprocess.run(["userdel", name], check=False, capture_output=True).returncode in (0, 6):
+                    break
+                time.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0 or not all(map(shutil.which, ("useradd", "userdel", "setpriv"))),
+    reason="needs root, useradd, userdel and setpriv: it makes two throw-away users and runs smimig as each",
+)
+def test_two_users_on_one_node_neither_can_make_smimig_destroy_the_others_lease() -> None:  # noqa: PLR0915  # one story
+    found = python_for_others()
+    if found is None:
+        pytest.skip("needs a Python of this version, with smimig and its dependencies, that other users may run")
+    python, pythonpath = found
+    base = Path(tempfile.mkdtemp(prefix="smimig-two-users-"))  # not pytest's tmp_path: only root may enter that
+    base.chmod(0o755)
+    signals = base / "signals"
+    signals.mkdir()
+    signals.chmod(0o1777)
+    # the lab's set-up (README: Shared nodes): a root-owned ledger, sticky and world-writable, and a lock
+    (base / "smimig.leases").mkdir()
+    (base / "smimig.leases").chmod(0o1777)
+    (base / "smimig.lock").touch()
+    (base / "smimig.lock").chmod(0o666)
+    relay = Relay(base, python)
+    tag = os.urandom(3).hex()
+    try:
+        with throw_away_users(f"smimig-a-{tag}", f"smimig-b-{tag}") as (alice, bob), contextlib.ExitStack() as stack:
+            env = {
+                **os.environ,
+                "SMIMIG_NVIDIA_SMI": str(relay.client),
+                "SMIMIG_LOCK_FILE": str(base / "smimig.lock"),
+                "HOME": str(base),
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONPATH": pythonpath,
+            }
+
+            def run(user: User | None, *args: str) -> subprocess.CompletedProcess[str]:
+                argv = [python if user else sys.executable, *args]
+                return subprocess.run(
+                    user.argv(*argv) if user else argv,
+                    env=env,
+                    cwd=base,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=False,
+                )
+
+            job = f"import os, time\nwhile not os.path.exists({str(signals / 'release')!r}): time.sleep(0.05)"
+            leasing = subprocess.Popen(
+                alice.argv(python, "-m", "smimig", "lease", "1g.5gb", "--", python, "-c", job),
+                env=env,
+                cwd=base,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            stack.callback(leasing.wait, timeout=60)
+            stack.callback(leasing.kill)
+            stack.callback((signals / "release").touch)  # whatever happens, A's job ends (and the users can go)
+            assert leasing.stderr is not None
+            leased = leasing.stderr.readline()
+            assert leased.startswith("smimig: leased MIG 1g.5gb on GPU 0 (GI 1, CI 0): MIG-"), leased
+            uuid = leased.rsplit(" ", 1)[1].strip()
+            (entry,) = (base / "smimig.leases").iterdir()
+            assert entry.stat().st_uid == alice.uid
+
+            def alices_device() -> list[str]:
+                devices = smimig.Smi(runner=smimig.SubprocessRunner(executable=str(relay.client))).devices(0)
+                return [device.uuid for device in devices if (device.gi, device.ci) == (1, 0)]
+
+            ended = subprocess.Popen(bob.argv("true"))  # a process of B's that has ended
+            ended.wait()
+            tampering = run(
+                bob, "-c", TAMPER, str(base / "smimig.leases"), str(entry), str(base / "smimig.lock"), str(ended.pid)
+            )
+            assert tampering.returncode == 0, tampering.stderr
+            assert json.loads(tampering.stdout) == {
+                "delete A's entry": "refused",
+                "overwrite A's entry": "refused",
+                "replace A's entry": "refused",
+                "rename A's entry": "refused",
+                "loosen the ledger": "refused",
+                "replace the lock": "refused",
+                "copy A's entry as A": "done",
+                "claim A's device, holder gone": "done",
+                "link to A's entry": "done",
+                "garble": "done",
+            }
+            assert json.loads(entry.read_text())["pid"] != ended.pid  # A's entry is as A wrote it
+
+            # B's claim on A's device has a dead holder: an orphan, but A's live entry claims the device too
+            reclaimed = run(bob, "-m", "smimig", "reclaim")
+            assert reclaimed.returncode == 0, reclaimed.stderr
+            assert "kept: GPU 0 GI 1 CI 0" in reclaimed.stdout
+            assert "claimed by more than one entry" in reclaimed.stdout
+            assert alices_device() == [uuid]
+            ignored = [line for line in reclaimed.stdout.splitlines() if line.startswith("ignored: ")]
+            assert (
+                len(ignored) == 4
+            )  # B's files naming A (the copy, the one it failed to swap in), the link, the garbled one
+            assert any(
+                f"forged-as-a.json: names {alice.name} (uid {alice.uid}) but belongs to {bob.name}" in i
+                for i in ignored
+            )
+
+            # B leases (reclaiming orphans first), root reclaims: A's device survives both
+            bobs = run(bob, "-m", "smimig", "lease", "1g.5gb", "--", "true")
+            assert bobs.returncode == 0, bobs.stderr
+            assert alices_device() == [uuid]
+            assert run(None, "-m", "smimig", "reclaim").returncode == 0
+            assert alices_device() == [uuid]
+            doctor = run(None, "-m", "smimig", "doctor")
+            assert doctor.returncode == 1
+            assert "GPU 0 GI 1 is claimed by 3 lease entries" in doctor.stdout  # A's, B's claim, B's copy
+            assert f"ok  leases: 1 live ({alice.name}: GPU 0 GI 1 CI 0 (MIG 1g.5gb at 6:1, {uuid}))" in doctor.stdout
+
+            # a ledger that B owns is refused by A: B could remove anyone's entries there
+            owned = base / "owned-by-b"
+            owned.mkdir()
+            os.chown(owned, bob.uid, bob.gid)
+            refused = subprocess.run(
+                alice.argv(python, "-m", "smimig", "leases"),
+                env={**env, "SMIMIG_LOCK_FILE": str(owned / "smimig.lock")},
+                cwd=base,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert refused.returncode == 2
+            assert f"belongs to {bob.name} (uid {bob.uid}), who could replace what it holds" in refused.stderr
+
+            # A's job ends: A's release destroys A's device (B's claims never stop it) and nothing is left
+            (signals / "release").touch()
+            assert leasing.wait(timeout=120) == 0
+            assert alices_device() == []
+            left = smimig.Smi(runner=smimig.SubprocessRunner(executable=str(relay.client))).list_gis()
+            assert left == []
+            assert not entry.exists()
+    finally:
+        relay.close()
+        shutil.rmtree(base, ignore_errors=True)
