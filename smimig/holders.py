@@ -11,7 +11,8 @@ now belongs to a process that started at another time, or in another boot, is go
 'running'
 
 Linux only (``/proc``). Where a process's ``/proc`` entry cannot be read (``hidepid``) but the pid exists,
-its holder is taken to be running: smimig never treats as gone what it cannot see.
+or the holder ran in another pid namespace (a container sharing the host's ``/run/lock``: its pids are not
+ours), the holder is taken to be running: smimig never treats as gone what it cannot see.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Literal
 
 import attrs
 
-__all__ = ["Holder", "HolderState", "boot_id", "current", "start_time", "state", "user_name"]
+__all__ = ["Holder", "HolderState", "boot_id", "current", "pid_namespace", "start_time", "state", "user_name"]
 
 HolderState = Literal["running", "gone", "impostor"]
 """``running``; ``gone`` (no such process, a zombie, a reused pid, another boot); ``impostor``: the process
@@ -41,6 +42,7 @@ class Holder:
     uid: int
     user: str
     boot_id: str | None
+    pid_ns: int | None = None
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -80,6 +82,14 @@ def boot_id() -> str | None:
         return None
 
 
+def pid_namespace() -> int | None:
+    """This process's pid namespace (the inode of ``/proc/self/ns/pid``); None where it cannot be read."""
+    try:
+        return os.stat(_PROC / "self" / "ns" / "pid").st_ino
+    except OSError:
+        return None
+
+
 def user_name(uid: int) -> str:
     """The login name of ``uid``, or ``uid N`` when it has none."""
     try:
@@ -91,13 +101,19 @@ def user_name(uid: int) -> str:
 def current() -> Holder:
     """This process as a holder (its effective uid: the owner of the files it creates)."""
     uid = os.geteuid()
-    return Holder(os.getpid(), start_time(os.getpid()), uid, user_name(uid), boot_id())
+    return Holder(os.getpid(), start_time(os.getpid()), uid, user_name(uid), boot_id(), pid_namespace())
 
 
-def state(pid: int, started: int | None, uid: int, boot: str | None) -> HolderState:
-    """Whether the holder named by ``pid``, its start time, ``uid`` and boot still runs (see the module)."""
+def state(pid: int, started: int | None, uid: int, boot: str | None, pid_ns: int | None = None) -> HolderState:
+    """Whether the holder named by ``pid``, its start time, ``uid``, boot and pid namespace still runs (see
+    the module)."""
     now = boot_id()
-    if (boot is not None and now is not None and boot != now) or not _exists(pid):
+    if boot is not None and now is not None and boot != now:
+        return "gone"
+    ours = pid_namespace()
+    if pid_ns is not None and ours is not None and pid_ns != ours:
+        return "running"  # its pid means another process here: cannot tell, so never treated as gone
+    if not _exists(pid):
         return "gone"
     fields = _stat_fields(pid)
     if fields is None:

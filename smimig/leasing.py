@@ -590,10 +590,15 @@ def lease(
         raise ValueError(f"gpu must be a non-negative int or None; got {gpu!r}")
     ledger = Ledger(Path(lock_path) if lock_path is not None else lock_path_for(smi))
     with node_lock(timeout, path=ledger.lock_file):
-        report = _reclaim_locked(smi, ledger)
+        try:
+            said = [f"reclaimed an orphaned lease: {outcome}" for outcome in _reclaim_locked(smi, ledger).destroyed]
+        except LedgerError:
+            raise  # a ledger that cannot be trusted is not written to either
+        except SmimigError as error:  # someone else's orphan must not cost this lease: doctor names it
+            said = [f"could not reclaim orphaned leases: {_first_line(error)}"]
         held = _acquire(smi, ledger, profile, gpu=gpu, ci_profile=ci_profile, attempts=attempts)
-    for outcome in report.destroyed:
-        warnings.warn(LeaseWarning(f"reclaimed an orphaned lease: {outcome}"), stacklevel=3)
+    for message in said:
+        warnings.warn(LeaseWarning(message), stacklevel=3)
     try:
         yield held
     finally:

@@ -5,7 +5,7 @@ Beside the lock file (``/run/lock/smimig.lock``) is a directory, ``smimig.leases
 
     {"version": 1, "state": "held", "gpu": 0, "gi": 1, "ci": 0, "placement": [0, 1],
      "profile": "MIG 1g.5gb", "uuid": "MIG-…", "pid": 4242, "start_time": 8345021, "uid": 1001,
-     "user": "alice", "boot_id": "…", "created_at": "2025-06-12T10:15:02+02:00"}
+     "user": "alice", "boot_id": "…", "pid_ns": 4026531836, "created_at": "2025-06-12T10:15:02+02:00"}
 
 ``state`` is ``creating`` (written before ``-cgi`` runs: ``gi``, then ``ci``, filled in as they are made),
 ``held`` (the device is the lease's, ``uuid`` known) or ``releasing`` (its compute instance is destroyed, its
@@ -25,8 +25,9 @@ live lease by writing, replacing or deleting files:
 - An entry's user is the file's owner (``st_uid``), never its content: an entry is trusted only when the
   uid it names owns it. Anything else in the directory is ignored and reported, never trusted: files that
   are not regular files, symbolic links (never followed), files with other hard links, garbled JSON.
-- Its holder is named by pid, the process's start time and boot (:mod:`smimig.holders`); a holder whose
-  process runs as another user than the entry's is an impostor: the entry is ignored and reported.
+- Its holder is named by pid, the process's start time, boot and pid namespace (:mod:`smimig.holders`); a
+  holder whose process runs as another user than the entry's is an impostor: the entry is ignored and
+  reported.
 - An instance that two entries claim (trusted or not) is never reclaimed, only reported: so a forged entry
   naming your device can at most stop a reclaim, never cause one.
 
@@ -90,6 +91,7 @@ class LeaseRecord:
     start_time: int | None
     boot_id: str | None
     entry: str
+    pid_ns: int | None = None
 
     @property
     def where(self) -> str:
@@ -173,6 +175,7 @@ def _problem_in(data: object) -> str | None:
         "uid": _natural(data.get("uid")),
         "user": _text(data.get("user"), 64),
         "boot_id": data.get("boot_id") is None or _text(data.get("boot_id"), 64),
+        "pid_ns": data.get("pid_ns") is None or _natural(data.get("pid_ns")),
         "created_at": _text(data.get("created_at"), 64),
         "state": data.get("state") in get_args(LeaseState),
     }
@@ -222,6 +225,7 @@ def _record(data: Mapping[str, Any], entry: Path, alive: bool) -> LeaseRecord:
         start_time=data["start_time"],
         boot_id=data["boot_id"],
         entry=str(entry),
+        pid_ns=data.get("pid_ns"),
     )
 
 
@@ -301,7 +305,7 @@ class Ledger:
                     f"{holders.user_name(owner)} (uid {owner}) (ignored)"
                 )
                 continue
-            state = holders.state(data["pid"], data["start_time"], data["uid"], data["boot_id"])
+            state = holders.state(data["pid"], data["start_time"], data["uid"], data["boot_id"], data.get("pid_ns"))
             if state == "impostor":
                 problems.append(
                     f"{path}: its holder PID {data['pid']} runs as another user than {data['user']} (ignored)"
@@ -350,6 +354,7 @@ class Ledger:
             "uid": me.uid,
             "user": me.user,
             "boot_id": me.boot_id,
+            "pid_ns": me.pid_ns,
         }
         data.setdefault("created_at", datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"))
         problem = _problem_in(data)

@@ -117,6 +117,13 @@ def test_a_holder_that_is_gone_makes_an_orphan(ledger: Ledger) -> None:
     assert live.exists()
 
 
+def test_a_holder_in_another_pid_namespace_is_never_taken_for_gone(ledger: Ledger) -> None:
+    entry = write(ledger)
+    rewrite(entry, pid=gone_pid(), pid_ns=(holders.pid_namespace() or 0) + 1)  # a container's pid: not ours
+    (record,) = ledger.read().records
+    assert record.alive
+
+
 def test_a_zombie_holder_is_gone() -> None:
     process = subprocess.Popen(["true"])
     started = holders.start_time(process.pid)
