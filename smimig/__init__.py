@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # the exported names of submodules, one a line: the package's
     from smimig.layout import GiSpec as GiSpec
     from smimig.layout import Layout as Layout
     from smimig.layout import MigPartedDevice as MigPartedDevice
-    from smimig.leases import Lease as Lease
+    from smimig.leasing import Lease as Lease
     from smimig.listing import Listing as Listing
     from smimig.models import ComputeInstance as ComputeInstance
     from smimig.models import ComputeInstancePlacements as ComputeInstancePlacements
@@ -118,7 +118,7 @@ _SUBMODULES = frozenset(
         "interrupts",
         "jobs",
         "layout",
-        "leases",
+        "leasing",
         "listing",
         "models",
         "node_status",

@@ -23,12 +23,14 @@ to the driver, and sub-commands with shared options are all it needs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
 import signal
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
@@ -213,6 +215,8 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  # one statement per 
     sub.add_argument("--name", default="smimig", help="the config name, with --format mig-parted")
     sub = command("doctor", "pre-flight check: driver, MIG mode and why it is pending, rights, parsing")
     sub.add_argument("--save-dir", type=Path, metavar="DIR", help="where to save output smimig cannot parse")
+    command("leases", "the leases in the ledger: each device, its holder, and whether the holder still runs")
+    command("reclaim", "destroy the instances of orphaned leases (their holders no longer run), identity checked")
     sub = command("lease", "run a command on a fresh MIG device, destroyed when the command ends")
     sub.add_argument("profile", metavar="PROFILE", help="GPU instance profile, e.g. 1g.10gb")
     _gpu_option(sub, many=False)
@@ -279,6 +283,15 @@ def _show(result: object, as_json: bool, out: TextIO) -> None:
         out.write(f"{result}\n")
 
 
+# The changes the command line makes itself, each under the node lock (lease and apply take it themselves).
+_CHANGES = ("mode", "create-gi", "create-ci", "destroy-ci", "destroy-gi")
+
+
+def _leases_text(listing: smimig.Listing[Any]) -> _Text:
+    lines = [str(record) for record in listing] or ["(no leases)"]
+    return _Text("\n".join([*lines, *(f"!!  {problem}" for problem in listing.warnings)]))
+
+
 def _run(options: argparse.Namespace, smi: smimig.Smi) -> object:  # noqa: PLR0911  # one return per command
     command = options.command or "status"
     gpu: Any = getattr(options, "gpu", None)  # required (so set) where the API needs one
@@ -306,6 +319,15 @@ def _run(options: argparse.Namespace, smi: smimig.Smi) -> object:  # noqa: PLR09
         if options.format == "mig-parted":
             return _Text(layout.to_mig_parted_yaml(options.name).rstrip("\n"))
         return _Text(layout.to_yaml().rstrip("\n"))
+    if command == "leases":
+        listing = smi.leases()
+        return {"leases": _plain(listing), "ignored": list(listing.warnings)} if options.json else _leases_text(listing)
+    if command == "reclaim":
+        report = smi.reclaim()
+        return report if options.json else _Text(str(report))
+    if command in _CHANGES:
+        with smi.node_lock():
+            return actions[command]()
     if command in ("profiles", "placements"):
         compute = options.ci or options.gi is not None
         if command == "profiles":
@@ -319,7 +341,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        with interrupts.raising(signal.SIGTERM, signal.SIGHUP):  # cleaned up after as after Ctrl-C
+        # SIGTERM/SIGHUP are cleaned up after as after Ctrl-C; LeaseWarning prints as a smimig: line.
+        with interrupts.raising(signal.SIGTERM, signal.SIGHUP), _warnings_to(err):
             return _command(argv, out, err)
     except BrokenPipeError:  # the reader of our output left: main_exit deals with it
         raise
@@ -327,6 +350,30 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         code, lines = explain(error, argv)
         err.write("".join(f"{line}\n" for line in lines))
         return code
+
+
+@contextlib.contextmanager
+def _warnings_to(err: TextIO) -> Iterator[None]:
+    """A lease's warnings (a release that destroyed nothing, an orphan reclaimed) as ``smimig:`` lines."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        previous = warnings.showwarning
+
+        def show(  # noqa: PLR0917  # warnings.showwarning's own signature
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
+            if category.__name__ == "LeaseWarning":
+                err.write(f"smimig: {message}\n")
+            else:
+                previous(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def _command(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:

@@ -39,11 +39,14 @@ from smimig.runner import DEFAULT_TIMEOUT, Runner, RunResult, SubprocessRunner
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
+    from pathlib import Path
 
     from smimig.diagnostics import DoctorReport
     from smimig.jobs import DeviceRun
     from smimig.layout import Layout
-    from smimig.leases import Lease
+    from smimig.leasing import Lease, ReclaimReport
+    from smimig.ledger import LeaseRecord
+    from smimig.locking import OnWait
     from smimig.node_status import MigDeviceInfo, NodeStatus
     from smimig.planner import ApplyResult, Plan
 
@@ -592,8 +595,8 @@ class Smi:
         attempts: int = 8,
     ) -> AbstractContextManager[Lease]:
         """A fresh MIG device of ``profile`` for a ``with`` block, destroyed when the block ends; see
-        :mod:`smimig.leases`."""
-        from smimig.leases import lease  # noqa: PLC0415  # leases load the lock only when used
+        :mod:`smimig.leasing`."""
+        from smimig.leasing import lease  # noqa: PLC0415  # leases load the lock only when used
 
         return lease(
             profile, gpu, ci_profile=ci_profile, smi=self, lock_path=lock_path, timeout=timeout, attempts=attempts
@@ -673,6 +676,46 @@ class Smi:
             failures=output.failures,
             reason=reason,
         )
+
+    # -- the node lock and the lease ledger (see smimig.locking, smimig.ledger, smimig.leasing) -------------
+
+    def node_lock(
+        self,
+        timeout: float | None = None,
+        *,
+        lock_path: str | os.PathLike[str] | None = None,
+        on_wait: OnWait | None = None,
+    ) -> AbstractContextManager[Path]:
+        """Hold the node lock, the one lock every change smimig makes holds, for a ``with`` block;
+        re-entrant within a thread. See :func:`smimig.locking.node_lock`.
+
+        Raises:
+            NodeLockTimeout: still held by someone else after ``timeout`` seconds (None: 120); it names them.
+        """
+        from smimig.locking import node_lock  # noqa: PLC0415  # the lock loads on first use
+
+        return node_lock(timeout, path=lock_path, smi=self, on_wait=on_wait)
+
+    def leases(self, *, lock_path: str | os.PathLike[str] | None = None) -> Listing[LeaseRecord]:
+        """Every lease in the ledger, with whether its holder still runs; see :func:`smimig.leasing.leases`.
+
+        Command line equivalent: ``smimig leases``
+        """
+        from smimig.leasing import leases  # noqa: PLC0415  # the ledger loads on first use
+
+        return leases(self, lock_path=lock_path)
+
+    def reclaim(
+        self, *, lock_path: str | os.PathLike[str] | None = None, timeout: float | None = None
+    ) -> ReclaimReport:
+        """Destroy the instances of orphaned leases (their holders no longer run), identity checked first;
+        see :func:`smimig.leasing.reclaim`.
+
+        Command line equivalent: ``smimig reclaim``
+        """
+        from smimig.leasing import reclaim  # noqa: PLC0415  # the ledger loads on first use
+
+        return reclaim(self, lock_path=lock_path, timeout=timeout)
 
 
 def _one_gpu(value: object, name: str = "gpu") -> tuple[int]:

@@ -2,9 +2,10 @@
 
 A pre-flight report: is nvidia-smi there and which driver; per GPU its name, whether it can do MIG, its mode
 now and pending and, when they differ, why (processes on the GPU, or a reset needed); whether changes will
-be allowed (root, or ``sudo -n``); and a self-check that runs every listing smimig reads and reports any
-output it cannot parse, saving the raw text to a file for a bug report (driver 560 changed nvidia-smi's
-text once and broke other tools silently).
+be allowed (root, or ``sudo -n``); the lease ledger: each orphaned lease (its holder no longer runs: ``smimig
+reclaim`` destroys it), each file there it does not trust, each instance two entries claim; and a self-check
+that runs every listing smimig reads and reports any output it cannot parse, saving the raw text to a file
+for a bug report (driver 560 changed nvidia-smi's text once and broke other tools silently).
 
 The self-check's listings are the registry's (:mod:`smimig.commands`), run through the ``Smi`` being checked:
 each with :meth:`Smi.read_raw <smimig.client.Smi.read_raw>`, all at once with ``Smi.gather``, and judged by
@@ -27,7 +28,9 @@ import attrs
 from smimig import commands
 from smimig.client import Smi, default_client
 from smimig.errors import NvidiaSmiError, ParseError, SmimigError
+from smimig.ledger import Ledger
 from smimig.listing import Listing
+from smimig.locking import lock_path_for
 from smimig.models import GpuProcess
 from smimig.runner import RunResult, SubprocessRunner, sudo_works
 
@@ -168,6 +171,34 @@ def _change_rights(smi: Smi) -> tuple[bool, str]:
     return False, "not root and 'sudo -n' does not work: changes will fail with Insufficient Permissions"
 
 
+def _lease_findings(smi: Smi) -> list[Finding]:
+    """Each orphaned lease, each ledger file not trusted, each instance claimed twice (attention); the live
+    leases (ok). Nothing when the ledger is empty."""
+    try:
+        view = Ledger(lock_path_for(smi)).read()
+    except SmimigError as error:  # a ledger others could forge, or cannot be read
+        return [Finding("attention", f"lease ledger: {error}")]
+    findings = [
+        Finding("attention", f"orphaned lease: {record}; smimig reclaim destroys it")
+        for record in view.records
+        if not record.alive
+    ]
+    findings.extend(Finding("attention", f"lease ledger: ignored {problem}") for problem in view.problems)
+    for (gpu, gi), entries in sorted(view.doubly_claimed().items()):
+        findings.append(
+            Finding(
+                "attention",
+                f"GPU {gpu} GI {gi} is claimed by {len(entries)} lease entries ({', '.join(entries)}): "
+                "reclaim leaves it alone; remove the false ones",
+            )
+        )
+    live = [record for record in view.records if record.alive]
+    if live:
+        held = ", ".join(f"{record.user}: {record.where}" for record in live)
+        findings.append(Finding("ok", f"leases: {len(live)} live ({held})"))
+    return findings
+
+
 def doctor(smi: Smi | None = None, *, save_dir: str | os.PathLike[str] | None = None) -> DoctorReport:
     """Check the node and say, one line per finding, what needs attention (see the module docstring)."""
     smi = smi or default_client()
@@ -215,6 +246,7 @@ def doctor(smi: Smi | None = None, *, save_dir: str | os.PathLike[str] | None = 
             )
         else:
             findings.append(Finding("ok", f"GPU {gpu.index} {gpu.name}: {state}"))
+    findings.extend(_lease_findings(smi))
     can_change, how = _change_rights(smi)
     findings.append(Finding("ok" if can_change else "attention", f"changes: {how}"))
     checks = _self_check(smi, Path(save_dir) if save_dir is not None else None)

@@ -13,8 +13,10 @@
     ├── LayoutError                  a layout that cannot be read or realised (also a ValueError)
     ├── InstanceBusy                 apply would destroy instances that processes run on
     ├── LeaseError                   no room for a lease, or a lease that could not be released
-    └── ApplyError                   apply failed part-way, or was stopped (.failure: what stopped it); says what
-                                     ran, what the rollback restored, what it left and why, the state
+    ├── ApplyError                   apply failed part-way, or was stopped (.failure: what stopped it); says what
+    │                                ran, what the rollback restored, what it left and why, the state
+    ├── NodeLockTimeout              the node lock stayed taken too long; names who holds it (nothing changed)
+    └── LedgerError                  the lease ledger or the lock file cannot be trusted (nothing changed)
 
     Terminated                       SIGTERM or SIGHUP, as smimig turns them into an exception (.signal): a
                                      BaseException, as KeyboardInterrupt is, so ``except Exception`` lets it pass
@@ -33,7 +35,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from smimig.layout import Layout
-    from smimig.leases import Lease
+    from smimig.leasing import Lease
+    from smimig.locking import LockHolder
     from smimig.models import GpuProcess, OperationFailure
     from smimig.planner import Step
 
@@ -42,7 +45,9 @@ __all__ = [
     "InstanceBusy",
     "LayoutError",
     "LeaseError",
+    "LedgerError",
     "MigOperationError",
+    "NodeLockTimeout",
     "NvidiaSmiError",
     "NvidiaSmiNotFound",
     "NvidiaSmiTimeout",
@@ -441,3 +446,42 @@ class LeaseError(SmimigError):
         if self.free:
             text += " (" + "; ".join(self.free) + ")"
         return text
+
+
+class NodeLockTimeout(SmimigError):
+    """The node lock (:mod:`smimig.locking`) was still held by someone else when the timeout ran out;
+    nothing was changed.
+
+    Attributes:
+        path: the lock file.
+        timeout: how long smimig waited, in seconds.
+        holder: who held it, as the lock file said (None when it did not say).
+    """
+
+    def __init__(self, path: str, timeout: float, holder: LockHolder | None) -> None:
+        super().__init__(path, timeout, holder)
+        self.path = path
+        self.timeout = timeout
+        self.holder = holder
+
+    def __str__(self) -> str:
+        who = f"by {self.holder}" if self.holder is not None else "by a process that did not say who it is"
+        return f"the node lock {self.path} was still held after {self.timeout:g} s, {who}; nothing was changed"
+
+
+class LedgerError(SmimigError):
+    """The lease ledger's directory or the node lock file cannot be trusted (or used), so smimig refuses to
+    let it decide anything: nothing was changed.
+
+    Attributes:
+        path: the file or directory at fault.
+        reason: why (who owns it, which permission is wrong) and what to do.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+        self.path = path
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"

@@ -10,9 +10,11 @@ code  meaning
       not a bug.
 2     refused before anything ran: a usage error, a bad argument (``ValueError``), a file that cannot be read,
       an impossible layout (``LayoutError``), instances processes run on without ``--force``
-      (``InstanceBusy``), no room for a lease (``LeaseError``)
+      (``InstanceBusy``), no room for a lease (``LeaseError``), a lease ledger or lock file smimig cannot
+      trust (``LedgerError``)
 3     nvidia-smi (or ssh) failed and nothing was changed: ``NvidiaSmiError``, ``MigOperationError`` that
-      completed nothing, ``NvidiaSmiNotFound``, ``NvidiaSmiTimeout``, ``RemoteError``
+      completed nothing, ``NvidiaSmiNotFound``, ``NvidiaSmiTimeout``, ``RemoteError``; also the node lock
+      stayed taken (``NodeLockTimeout``: it names the holder)
 4     nvidia-smi printed something smimig cannot read (``ParseError``)
 5     a change failed part-way; what ran and what was restored are printed: ``ApplyError``,
       ``MigOperationError`` with ``completed``, a ``LeaseError`` whose device could not be released (``left``)
@@ -59,7 +61,9 @@ from smimig.errors import (
     InstanceBusy,
     LayoutError,
     LeaseError,
+    LedgerError,
     MigOperationError,
+    NodeLockTimeout,
     NvidiaSmiError,
     NvidiaSmiNotFound,
     NvidiaSmiTimeout,
@@ -289,10 +293,12 @@ RULES: tuple[Rule, ...] = (
     Rule(NvidiaSmiNotFound, ExitCode.NVIDIA_SMI),
     Rule(NvidiaSmiTimeout, ExitCode.NVIDIA_SMI),
     Rule(RemoteError, ExitCode.NVIDIA_SMI),
+    Rule(NodeLockTimeout, ExitCode.NVIDIA_SMI),  # someone else's change held the node: nothing was changed
     Rule(ParseError, ExitCode.PARSE, lines=_parse_lines),
     # refused before anything ran (apply raises these two only before its first step)
     Rule(InstanceBusy, ExitCode.REFUSED, lines=_busy_lines),
     Rule(LayoutError, ExitCode.REFUSED),
+    Rule(LedgerError, ExitCode.REFUSED),  # a lock file or ledger others could forge: refused, nothing ran
     Rule(ValueError, ExitCode.REFUSED),  # arguments checked before any process starts
     Rule(OSError, ExitCode.REFUSED),  # a layout file that is not there, a job that cannot start, the lease lock
     # interrupted: Ctrl-C, and SIGTERM and SIGHUP as the smimig command raises them

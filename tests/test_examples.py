@@ -79,7 +79,7 @@ STARTS: dict[str, Callable[[], SimulatedRunner]] = {
     "smimig.client.Smi.create_gi": mig_on,
     "smimig.client.Smi.create_ci": gis_without_cis,
     "smimig.client.Smi.destroy_gi": gis_without_cis,
-    "smimig.leases": a100_mig_on,
+    "smimig.leasing": a100_mig_on,
     "README.md, Changing MIG state": fresh,
     "README.md, Changing MIG state #2": mig_on,
     "README.md, Shared nodes": a100_mig_on,

@@ -1,0 +1,423 @@
+"""The lease ledger: one file per lease beside the node lock, so a dead lease is found and nobody can forge one.
+
+Beside the lock file (``/run/lock/smimig.lock``) is a directory, ``smimig.leases/`` (the lock's name with
+``.leases`` for its suffix), holding one JSON file per lease::
+
+    {"version": 1, "state": "held", "gpu": 0, "gi": 1, "ci": 0, "placement": [0, 1],
+     "profile": "MIG 1g.5gb", "uuid": "MIG-…", "pid": 4242, "start_time": 8345021, "uid": 1001,
+     "user": "alice", "boot_id": "…", "pid_ns": 4026531836, "created_at": "2025-06-12T10:15:02+02:00"}
+
+``state`` is ``creating`` (written before ``-cgi`` runs: ``gi``, then ``ci``, filled in as they are made),
+``held`` (the device is the lease's, ``uuid`` known) or ``releasing`` (its compute instance is destroyed, its
+GPU instance is not yet). Entries change only under the node lock (:mod:`smimig.locking`), each write a
+new file renamed over the old one (fsynced), so a reader without the lock sees one whole version or the
+other. A lease whose holder no longer runs is an orphan: :func:`smimig.leasing.reclaim` destroys its
+instance (after checking it is still the same one) and removes its entry.
+
+Nobody can forge it. MIG changes need root (or ``sudo -n`` for nvidia-smi) and the ledger decides what
+reclaim destroys, so the design is that no user can make smimig destroy an instance held by someone else's
+live lease by writing, replacing or deleting files:
+
+- The directory belongs to root, mode 1777 (or 1770 with a group): everyone may create entries, the sticky
+  bit stops anyone from removing or renaming another user's. smimig refuses a ledger (and a lock file) in a
+  directory that belongs to someone other than root or you, or that others can write without the sticky bit,
+  anywhere up the path (:func:`smimig.locking.untrusted_reason`). root adopts a ledger a user made first.
+- An entry's user is the file's owner (``st_uid``), never its content: an entry is trusted only when the
+  uid it names owns it. Anything else in the directory is ignored and reported, never trusted: files that
+  are not regular files, symbolic links (never followed), files with other hard links, garbled JSON.
+- Its holder is named by pid, the process's start time, boot and pid namespace (:mod:`smimig.holders`); a
+  holder whose process runs as another user than the entry's is an impostor: the entry is ignored and
+  reported.
+- An instance that two entries claim (trusted or not) is never reclaimed, only reported: so a forged entry
+  naming your device can at most stop a reclaim, never cause one.
+
+What it cannot stop: an entry is a claim, so whoever can create files in the directory can write one for
+an instance nobody has leased and let its holder end, and reclaim then destroys that instance (never one in
+use: nvidia-smi refuses). Anyone who may run nvidia-smi as root can do as much directly; on a node where
+others may not, give the directory to the group that may (mode 1770, README: Shared nodes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import stat
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+import attrs
+
+from smimig import holders
+from smimig.errors import LedgerError
+from smimig.geometry import Placement
+from smimig.locking import holding, lock_path_for, untrusted_reason
+
+if TYPE_CHECKING:
+    from smimig.client import Smi
+
+__all__ = ["Claim", "LeaseRecord", "LeaseState", "Ledger", "LedgerView", "ledger_dir", "live_leases"]
+
+LeaseState = Literal["creating", "held", "releasing"]
+"""Where a lease is in its life (see the module docstring)."""
+
+_VERSION = 1
+_MAX_ENTRY = 16384  # bytes: an entry is a few hundred; anything bigger is not one
+
+
+@attrs.frozen
+class LeaseRecord:
+    """One trusted entry of the ledger: where the leased device is, who holds it and whether they still run.
+
+    ``gi``, ``ci`` and ``uuid`` are None while the lease is being created; ``alive`` is False for an orphan.
+    """
+
+    gpu: int
+    gi: int | None
+    ci: int | None
+    profile: str
+    placement: Placement
+    uuid: str | None
+    user: str
+    pid: int
+    alive: bool
+    state: LeaseState
+    created_at: str
+    uid: int
+    start_time: int | None
+    boot_id: str | None
+    entry: str
+    pid_ns: int | None = None
+
+    @property
+    def where(self) -> str:
+        """``GPU 0 GI 1 CI 0 (MIG 1g.5gb at 0:1, MIG-…)``: the device, as far as it was made."""
+        ids = f"GPU {self.gpu}" + (f" GI {self.gi}" if self.gi is not None else "")
+        ids += f" CI {self.ci}" if self.ci is not None else ""
+        uuid = f", {self.uuid}" if self.uuid else ""
+        return f"{ids} ({self.profile} at {self.placement}{uuid})"
+
+    def __str__(self) -> str:
+        being = "" if self.state == "held" else f" [{self.state}]"
+        running = "" if self.alive else ", no longer running"
+        return f"{self.where}{being} leased by {self.user} (PID {self.pid}{running}) at {self.created_at}"
+
+
+@attrs.frozen
+class Claim:
+    """An entry's claim on a GPU instance (or, before ``-cgi`` answered, on a placement), trusted or not."""
+
+    gpu: int
+    gi: int | None
+    placement: Placement
+    entry: str
+
+
+@attrs.frozen
+class LedgerView:
+    """The ledger as read at one moment: trusted records, the files ignored (and why), every claim."""
+
+    directory: str
+    records: tuple[LeaseRecord, ...] = ()
+    problems: tuple[str, ...] = ()
+    claims: tuple[Claim, ...] = ()
+
+    def claimants(self, gpu: int, gi: int) -> tuple[str, ...]:
+        """The entries (trusted or not) that claim GPU instance ``gi`` of GPU ``gpu``."""
+        return tuple(claim.entry for claim in self.claims if (claim.gpu, claim.gi) == (gpu, gi))
+
+    def doubly_claimed(self) -> dict[tuple[int, int], tuple[str, ...]]:
+        """Each GPU instance claimed by more than one entry, with those entries."""
+        seen: dict[tuple[int, int], list[str]] = {}
+        for claim in self.claims:
+            if claim.gi is not None:
+                seen.setdefault((claim.gpu, claim.gi), []).append(claim.entry)
+        return {key: tuple(entries) for key, entries in seen.items() if len(entries) > 1}
+
+
+def ledger_dir(lock_file: str | os.PathLike[str]) -> Path:
+    """The ledger directory beside ``lock_file``: ``/run/lock/smimig.lock`` -> ``/run/lock/smimig.leases``."""
+    path = Path(lock_file)
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    return path.with_name(stem + ".leases")
+
+
+# -- reading ------------------------------------------------------------------------------------------
+
+
+def _natural(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _text(value: object, limit: int = 200) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit and value.isprintable()
+
+
+def _problem_in(data: object) -> str | None:
+    """What is wrong with an entry's JSON, or None."""
+    if not isinstance(data, dict) or data.get("version") != _VERSION:
+        return f"not a version {_VERSION} lease entry"
+    checks = {
+        "gpu": _natural(data.get("gpu")),
+        "gi": data.get("gi") is None or _natural(data.get("gi")),
+        "ci": data.get("ci") is None or _natural(data.get("ci")),
+        "placement": isinstance(data.get("placement"), list)
+        and len(data["placement"]) == 2
+        and all(_natural(part) for part in data["placement"]),
+        "profile": _text(data.get("profile")),
+        "uuid": data.get("uuid") is None or _text(data.get("uuid")),
+        "pid": _natural(data.get("pid")) and data["pid"] > 0,
+        "start_time": data.get("start_time") is None or _natural(data.get("start_time")),
+        "uid": _natural(data.get("uid")),
+        "user": _text(data.get("user"), 64),
+        "boot_id": data.get("boot_id") is None or _text(data.get("boot_id"), 64),
+        "pid_ns": data.get("pid_ns") is None or _natural(data.get("pid_ns")),
+        "created_at": _text(data.get("created_at"), 64),
+        "state": data.get("state") in get_args(LeaseState),
+    }
+    wrong = [name for name, ok in checks.items() if not ok]
+    return f"bad or missing {', '.join(wrong)}" if wrong else None
+
+
+def _load(path: Path) -> tuple[dict[str, Any] | None, int, str | None]:
+    """An entry's data and its file's owner, or why it is not one (the data is then None)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        return None, -1, f"cannot be read ({error.strerror})"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, info.st_uid, "not a regular file"
+        if info.st_nlink != 1:
+            return None, info.st_uid, "has other hard links"
+        raw = os.read(fd, _MAX_ENTRY + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > _MAX_ENTRY:
+        return None, info.st_uid, "too big to be a lease entry"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return None, info.st_uid, "not JSON"
+    problem = _problem_in(data)
+    return (None, info.st_uid, problem) if problem else (data, info.st_uid, None)
+
+
+def _record(data: Mapping[str, Any], entry: Path, alive: bool) -> LeaseRecord:
+    return LeaseRecord(
+        gpu=data["gpu"],
+        gi=data["gi"],
+        ci=data["ci"],
+        profile=data["profile"],
+        placement=Placement(*data["placement"]),
+        uuid=data["uuid"],
+        user=data["user"],
+        pid=data["pid"],
+        alive=alive,
+        state=data["state"],
+        created_at=data["created_at"],
+        uid=data["uid"],
+        start_time=data["start_time"],
+        boot_id=data["boot_id"],
+        entry=str(entry),
+        pid_ns=data.get("pid_ns"),
+    )
+
+
+@attrs.frozen
+class Ledger:
+    """The ledger that sits beside ``lock_file``. Reading needs no lock; every change needs the node lock."""
+
+    lock_file: Path = attrs.field(converter=Path)
+
+    @property
+    def directory(self) -> Path:
+        return ledger_dir(self.lock_file)
+
+    def _directory_problem(self, *, adopt: bool) -> str | None:  # noqa: PLR0911  # one return per verdict
+        """Why the directory cannot be trusted, None when it can (or does not exist yet)."""
+        directory = self.directory
+        reason = untrusted_reason(directory.parent)
+        if reason is not None:
+            return reason
+        try:
+            info = os.lstat(directory)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+            return "is not a directory (a symbolic link is never followed there)"
+        me = os.geteuid()
+        if info.st_uid in (0, me) and not (info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX):
+            return None
+        if adopt and me == 0:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.fchown(fd, 0, -1)  # root adopts a ledger a user made first (its entries stay theirs)
+                if info.st_mode & 0o022:
+                    os.fchmod(fd, stat.S_IMODE(info.st_mode) | stat.S_ISVTX)
+            finally:
+                os.close(fd)
+            return None
+        if info.st_uid not in (0, me):
+            return (
+                f"belongs to {holders.user_name(info.st_uid)} (uid {info.st_uid}), who could remove anyone's "
+                "lease entries; it must be root's (any change smimig makes as root adopts it; README: Shared nodes)"
+            )
+        return "can be written by others and has no sticky bit, so they could remove anyone's lease entries"
+
+    def read(self) -> LedgerView:
+        """Every entry, judged (see the module docstring); lock-free. No directory yet: an empty view.
+
+        Raises:
+            LedgerError: the directory cannot be trusted, or read.
+        """
+        directory = self.directory
+        problem = self._directory_problem(adopt=False)
+        if problem is not None:
+            raise LedgerError(str(directory), problem)
+        try:
+            names = sorted(os.listdir(directory))
+        except FileNotFoundError:
+            return LedgerView(str(directory))
+        except OSError as error:
+            raise LedgerError(str(directory), f"cannot be read: {error.strerror}") from None
+        records, problems, claims = [], [], []
+        for name in names:
+            if name.startswith("."):
+                continue  # a write in progress (or left by one that was killed): never an entry
+            path = directory / name
+            if not name.endswith(".json"):
+                problems.append(f"{path}: not a lease entry (ignored)")
+                continue
+            data, owner, problem = _load(path)
+            if data is None:
+                problems.append(f"{path}: {problem} (ignored)")
+                continue
+            claims.append(Claim(data["gpu"], data["gi"], Placement(*data["placement"]), str(path)))
+            if owner != data["uid"]:
+                problems.append(
+                    f"{path}: names {data['user']} (uid {data['uid']}) but belongs to "
+                    f"{holders.user_name(owner)} (uid {owner}) (ignored)"
+                )
+                continue
+            state = holders.state(data["pid"], data["start_time"], data["uid"], data["boot_id"], data.get("pid_ns"))
+            if state == "impostor":
+                problems.append(
+                    f"{path}: its holder PID {data['pid']} runs as another user than {data['user']} (ignored)"
+                )
+                continue
+            records.append(_record(data, path, alive=state == "running"))
+        return LedgerView(str(directory), tuple(records), tuple(problems), tuple(claims))
+
+    # -- changes (under the node lock) ------------------------------------------------------------------
+
+    def _check_locked(self) -> None:
+        if not holding(self.lock_file):
+            raise RuntimeError(f"the lease ledger changes only under the node lock ({self.lock_file})")
+
+    def _prepare(self) -> Path:
+        directory = self.directory
+        problem = self._directory_problem(adopt=True)
+        if problem is not None:
+            raise LedgerError(str(directory), problem)
+        if not directory.exists():
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(directory, 0o700)
+                # sticky: everyone adds their own entries, nobody removes or renames another's
+                os.chmod(directory, 0o1777)  # noqa: S103  # world-writable on purpose, with the sticky bit
+            problem = self._directory_problem(adopt=True)
+            if problem is not None:
+                raise LedgerError(str(directory), problem)
+        return directory
+
+    def write(self, fields: Mapping[str, Any], entry: Path | None = None) -> Path:
+        """Write an entry (a new one, or ``entry`` replaced): ``fields`` holds every key but the holder's,
+        which are this process's. Returns its path.
+
+        Raises:
+            RuntimeError: the node lock is not held by this thread.
+            LedgerError: the directory cannot be trusted, or the entry cannot be written.
+        """
+        self._check_locked()
+        directory = self._prepare()
+        me = holders.current()
+        data = {
+            "version": _VERSION,
+            **fields,
+            "pid": me.pid,
+            "start_time": me.start_time,
+            "uid": me.uid,
+            "user": me.user,
+            "boot_id": me.boot_id,
+            "pid_ns": me.pid_ns,
+        }
+        data.setdefault("created_at", datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"))
+        problem = _problem_in(data)
+        if problem is not None:
+            raise ValueError(f"not a lease entry: {problem}")
+        target = entry if entry is not None else directory / f"lease-{me.uid}-{me.pid}-{secrets.token_hex(6)}.json"
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+        except OSError as error:
+            raise LedgerError(str(directory), f"cannot be written: {error.strerror}") from None
+        try:
+            os.fchmod(handle, 0o644)  # everyone reads the ledger; only its writer changes an entry
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                json.dump(data, stream)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, target)
+        except OSError as error:
+            Path(temporary).unlink(missing_ok=True)
+            raise LedgerError(str(target), f"cannot be written: {error.strerror}") from None
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        _sync_directory(directory)
+        return target
+
+    def remove(self, entry: str | os.PathLike[str]) -> None:
+        """Remove an entry (already gone: fine).
+
+        Raises:
+            RuntimeError: the node lock is not held by this thread.
+            LedgerError: it is another user's and this process is not root (the sticky bit).
+        """
+        self._check_locked()
+        path = Path(entry)
+        if path.parent != self.directory:
+            raise ValueError(f"{path} is not an entry of the ledger {self.directory}")
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise LedgerError(
+                str(path), f"cannot be removed ({error.strerror}): another user's entry; root's reclaim removes it"
+            ) from None
+        _sync_directory(self.directory)
+
+
+def _sync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def live_leases(smi: Smi | None = None, *, lock_path: str | os.PathLike[str] | None = None) -> list[LeaseRecord]:
+    """The leases whose holders still run (being created, held or being released), from the ledger beside
+    the node lock (``lock_path``, else :func:`smimig.locking.lock_path_for` ``smi``). Lock-free.
+
+    Raises:
+        LedgerError: the ledger cannot be trusted.
+    """
+    lock_file = Path(lock_path) if lock_path is not None else lock_path_for(smi)
+    return [record for record in Ledger(lock_file).read().records if record.alive]
