@@ -35,7 +35,9 @@ if TYPE_CHECKING:  # the exported names of submodules, one a line: the package's
     from smimig.errors import InstanceBusy as InstanceBusy
     from smimig.errors import LayoutError as LayoutError
     from smimig.errors import LeaseError as LeaseError
+    from smimig.errors import LedgerError as LedgerError
     from smimig.errors import MigOperationError as MigOperationError
+    from smimig.errors import NodeLockTimeout as NodeLockTimeout
     from smimig.errors import NvidiaSmiError as NvidiaSmiError
     from smimig.errors import NvidiaSmiNotFound as NvidiaSmiNotFound
     from smimig.errors import NvidiaSmiTimeout as NvidiaSmiTimeout
@@ -51,6 +53,10 @@ if TYPE_CHECKING:  # the exported names of submodules, one a line: the package's
     from smimig.layout import Layout as Layout
     from smimig.layout import MigPartedDevice as MigPartedDevice
     from smimig.leasing import Lease as Lease
+    from smimig.leasing import LeaseWarning as LeaseWarning
+    from smimig.leasing import ReclaimOutcome as ReclaimOutcome
+    from smimig.leasing import ReclaimReport as ReclaimReport
+    from smimig.ledger import LeaseRecord as LeaseRecord
     from smimig.listing import Listing as Listing
     from smimig.models import ComputeInstance as ComputeInstance
     from smimig.models import ComputeInstancePlacements as ComputeInstancePlacements
@@ -309,6 +315,21 @@ def lease(
 ) -> AbstractContextManager[Lease]:
     """A fresh MIG device for a ``with`` block. See :meth:`Smi.lease` and :mod:`smimig.leases`."""
     return _client().lease(profile, gpu, ci_profile=ci_profile, lock_path=lock_path, timeout=timeout, attempts=attempts)
+
+
+def leases() -> Listing[LeaseRecord]:
+    """Every lease on the node, with whether its holder still runs. See :meth:`Smi.leases`."""
+    return _client().leases()
+
+
+def reclaim() -> ReclaimReport:
+    """Destroy what orphaned leases left behind, identity checked first. See :meth:`Smi.reclaim`."""
+    return _client().reclaim()
+
+
+def node_lock(timeout: float | None = None) -> AbstractContextManager[PathLike[str]]:
+    """Hold the node lock every change holds, for a ``with`` block. See :meth:`Smi.node_lock`."""
+    return _client().node_lock(timeout)
 
 
 def run_on_each(command: Sequence[str], gpu: Ids = None, *, wait: bool = True) -> list[DeviceRun]:

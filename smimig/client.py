@@ -361,16 +361,21 @@ class Smi:
         """The MIG devices, each with its GPU, GI and CI ids, profile name and UUID.
 
         ``-L`` gives each device's UUID by index; the "MIG devices:" table of plain nvidia-smi ties each
-        index to its GI and CI.
+        index to its GI and CI. An index shifts when a device before it goes, so the table is read before and
+        after ``-L`` and the two must agree (:func:`smimig.leasing.consistent_devices`): a device released
+        between the reads cannot hand its neighbour's UUID to another.
 
         >>> smimig.devices(0)[0]
         MigDeviceInfo(gpu=0, gi=1, ci=0, index=0, uuid='MIG-89b757f7-...', name='MIG 1c.2g.12gb')
 
-        Command line equivalent: ``nvidia-smi -L`` and ``nvidia-smi [-i N]``
-        """
-        from smimig.node_status import build_devices  # noqa: PLC0415  # only the views need it
+        Raises:
+            LeaseError: the devices kept changing while they were read (five rounds).
 
-        return Listing(build_devices(self.list_gpus(gpu), self.list_mig_devices(gpu)))
+        Command line equivalent: ``nvidia-smi [-i N]``, ``nvidia-smi -L``, ``nvidia-smi [-i N]``
+        """
+        from smimig.leasing import consistent_devices  # noqa: PLC0415  # loaded on first use
+
+        return consistent_devices(self, gpu)
 
     def status(self, gpu: Ids = None) -> NodeStatus:
         """Everything at a glance: each GPU's mode, GPU instances, compute instances, device UUIDs and

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 if TYPE_CHECKING:
     from smimig.layout import Layout
     from smimig.leasing import Lease
+    from smimig.ledger import LeaseRecord
     from smimig.locking import LockHolder
     from smimig.models import GpuProcess, OperationFailure
     from smimig.planner import Step
@@ -308,21 +309,27 @@ class LayoutError(SmimigError, ValueError):
 
 
 class InstanceBusy(SmimigError):
-    """``apply`` would destroy instances (or change the MIG mode of GPUs) that processes are running on.
+    """``apply`` would destroy instances (or change the MIG mode of GPUs) that processes are running on, or
+    that someone's live lease holds.
 
-    ``processes`` lists them; ``apply(..., force=True)`` goes ahead anyway.
+    ``processes`` and ``leases`` list them; ``apply(..., force=True)`` (``--force``) goes ahead anyway.
     """
 
-    def __init__(self, processes: Sequence[GpuProcess]) -> None:
-        super().__init__(processes)
+    def __init__(self, processes: Sequence[GpuProcess], leases: Sequence[LeaseRecord] = ()) -> None:
+        super().__init__(processes, leases)
         self.processes = tuple(processes)
+        self.leases = tuple(leases)
 
     def __str__(self) -> str:
-        where = "; ".join(
+        parts = [
             f"PID {p.pid} ({p.name}) on GPU {p.gpu}" + (f" GI {p.gi} CI {p.ci}" if p.gi is not None else "")
             for p in self.processes
+        ]
+        parts.extend(str(record) for record in self.leases)
+        return (
+            f"refusing to destroy instances that processes run on or leases hold: {'; '.join(parts)}. "
+            "Stop them, or use force=True (--force on the command line)."
         )
-        return f"refusing to destroy instances that processes run on: {where}. Stop them, or use force=True."
 
 
 class ApplyError(SmimigError):

@@ -162,11 +162,12 @@ def _parse_lines(error: ParseError) -> list[str]:
 
 
 def _busy_lines(error: InstanceBusy) -> list[str]:
-    lines = ["smimig: refusing to destroy instances that processes run on; nothing was changed:"]
+    lines = ["smimig: refusing to destroy instances that processes run on or leases hold; nothing was changed:"]
     for process in error.processes:
         where = f" GI {process.gi} CI {process.ci}" if process.gi is not None else ""
         lines.append(f"  PID {process.pid} ({process.name}) on GPU {process.gpu}{where}")
-    lines.append("  Stop them, or add --force to go ahead anyway.")
+    lines.extend(f"  {record}" for record in error.leases)
+    lines.append("  Stop them (or let the leases end), or add --force to go ahead anyway.")
     return lines
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import attrs
 
@@ -38,6 +38,9 @@ from smimig.geometry import (
     slice_count,
 )
 from smimig.layout import GiSpec, Layout, MigPartedDevice, read_file
+
+if TYPE_CHECKING:
+    from smimig.ledger import LeaseRecord
 from smimig.models import (
     ComputeInstance,
     CreatedComputeInstance,
@@ -119,6 +122,7 @@ class Plan:
     layout: Layout
     gpus: tuple[GpuPlan, ...]
     reads: int  # nvidia-smi calls made to plan
+    leased: tuple[LeaseRecord, ...] = ()  # live leases on instances (or GPUs) the plan would change
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -145,6 +149,8 @@ class Plan:
                     f"GPU {gpu.gpu}: keep {len(gpu.keep)}, destroy {len(gpu.destroy)}, create {len(gpu.create)}"
                 )
             lines.extend(f"  {step}" for step in gpu.steps)
+        for record in self.leased:
+            lines.append(f"  ! {record}: apply refuses to destroy it without --force (force=True)")
         return "\n".join(lines)
 
 
@@ -157,6 +163,7 @@ class ApplyResult:
     pending: tuple[MigModeChange, ...]
     state: Layout | None
     dry_run: bool = False
+    refusal: str | None = None  # a dry run: why the real apply would be refused (busy or leased instances)
 
     @property
     def changed(self) -> bool:
@@ -164,7 +171,8 @@ class ApplyResult:
 
     def __str__(self) -> str:
         if self.dry_run:
-            return f"dry run, nothing changed:\n{self.plan}"
+            warning = f"\nthe apply would be refused: {self.refusal}" if self.refusal else ""
+            return f"dry run, nothing changed:\n{self.plan}{warning}"
         lines = [f"ran {len(self.ran)} step(s)" if self.ran else "nothing to do: already as the layout says"]
         lines.extend(f"  {step}" for step in self.ran)
         for change in self.pending:
@@ -415,10 +423,23 @@ def plan(layout: Layout, *, smi: Smi | None = None) -> Plan:
     Raises:
         LayoutError: the layout cannot be realised; it says why and suggests layouts that fit.
     """
-    return _plan(layout, read_node(smi or default_client()))
+    smi = smi or default_client()
+    planned = _plan(layout, read_node(smi))
+    return attrs.evolve(planned, leased=tuple(_leased(smi, planned)))
 
 
 # -- applying ---------------------------------------------------------------------------------------
+
+
+def _leased(smi: Smi, plan_: Plan) -> list[LeaseRecord]:
+    """Live leases on instances ``plan_`` destroys, or on GPUs whose MIG mode it changes (from the ledger)."""
+    destroyed = {(gpu.gpu, gi.id) for gpu in plan_.gpus for gi in gpu.destroy}
+    mode_changes = {step.gpu for step in plan_.steps if step.action in ("enable-mig", "disable-mig")}
+    if not destroyed and not mode_changes:
+        return []
+    from smimig.ledger import live_leases  # noqa: PLC0415  # the ledger is read only when something would go
+
+    return [record for record in live_leases(smi) if (record.gpu, record.gi) in destroyed or record.gpu in mode_changes]
 
 
 def _busy(smi: Smi, plan_: Plan) -> list[GpuProcess]:
@@ -919,24 +940,34 @@ def apply(
     back as Ctrl-C does; the rollback itself runs with SIGINT and SIGTERM held back, so a second Ctrl-C
     cannot cut it short: one that arrives is raised once the rollback is done, chained to the ApplyError.
 
+    The whole apply, rollback included, holds the node lock (:mod:`smimig.locking`): leases and other applies
+    wait for it. An instance a live lease holds (:mod:`smimig.ledger`) is treated as a busy one.
+
     Raises:
         LayoutError: the layout cannot be realised (nothing is changed).
-        InstanceBusy: processes run on instances the plan would destroy (unless ``force``; nothing is changed).
+        InstanceBusy: processes run on, or live leases hold, instances the plan would destroy (unless
+            ``force``; nothing is changed). A dry run says so in its ``refusal`` instead.
         ApplyError: something stopped it once a step had run (a GPU that turned out not to fit the layout
             once MIG was on, the node not matching it afterwards, ssh dropping, Ctrl-C): ``ran`` and
             ``restored`` say what changed.
     """
     smi = smi or default_client()
-    with interrupts.raising(signal.SIGTERM):
+    from smimig.locking import node_lock  # noqa: PLC0415  # the lock is taken only by what changes the node
+
+    # The node lock for the whole apply, rollback included: leases and other applies wait, reads do not.
+    with node_lock(smi=smi), interrupts.raising(signal.SIGTERM):
         state = read_node(smi)
         first = _plan(layout, state)
-        if dry_run:
-            return ApplyResult(first, (), (), None, dry_run=True)
         if first.is_noop:
-            return ApplyResult(first, (), (), layout)
+            return ApplyResult(first, (), (), layout, dry_run=dry_run)
+        leased = _leased(smi, first)
+        first = attrs.evolve(first, leased=tuple(leased))
         busy = _busy(smi, first)
-        if busy and not force:
-            raise InstanceBusy(busy)
+        refused = InstanceBusy(busy, leased) if (busy or leased) and not force else None
+        if dry_run:
+            return ApplyResult(first, (), (), None, dry_run=True, refusal=str(refused) if refused else None)
+        if refused is not None:
+            raise refused
         changes = _Changes(smi, state)
         try:
             return _apply(changes, layout, first)

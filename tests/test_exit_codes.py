@@ -163,9 +163,9 @@ def test_busy_instance_without_force(smimig_cli: Callable[..., Result], node: St
     result = smimig_cli("apply", layout)
     assert result.code == ExitCode.REFUSED
     assert result.lines == [
-        "smimig: refusing to destroy instances that processes run on; nothing was changed:",
+        "smimig: refusing to destroy instances that processes run on or leases hold; nothing was changed:",
         "  PID 4242 (python train.py) on GPU 0 GI 1 CI 0",
-        "  Stop them, or add --force to go ahead anyway.",
+        "  Stop them (or let the leases end), or add --force to go ahead anyway.",
     ]
     forced = smimig_cli("apply", layout, "--force")  # past smimig's check: nvidia-smi itself refuses
     assert (forced.code, forced.lines[0]) == (

@@ -1,0 +1,93 @@
+"""apply and leases on one node: the lock serialises them, and apply treats a leased instance as a busy one.
+
+Interleavings are made deterministic with a runner that runs a callback right after a chosen call.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import smimig
+from smimig import InstanceBusy, Layout
+from smimig.leasing import LeaseWarning
+from smimig.runner import RunResult
+from smimig.sim import Fault, SimulatedRunner
+
+
+@pytest.fixture(autouse=True)
+def own_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMIMIG_LOCK_FILE", str(tmp_path / "smimig.lock"))
+
+
+class After:
+    """Answers from ``runner``; right after the first call that contains ``option``, runs ``then()`` once."""
+
+    def __init__(self, runner: SimulatedRunner, option: str, then: Callable[[], None]) -> None:
+        self.runner, self.option, self.then, self.done = runner, option, then, False
+
+    def run(self, args: Sequence[str]) -> RunResult:
+        result = self.runner.run(args)
+        if not self.done and self.option in args:
+            self.done = True
+            self.then()
+        return result
+
+
+def gis(runner: SimulatedRunner) -> list[tuple[int, str, int]]:
+    return sorted((gi.gpu, gi.short_name, gi.placement.start) for gi in smimig.Smi(runner=runner).list_gis())
+
+
+def test_a_lease_asked_for_while_apply_runs_waits_and_survives_the_rollback() -> None:
+    runner = SimulatedRunner("A100-40GB", gpus=1, mig=True, faults=[Fault("-cgi", "Insufficient Resources", 2)])
+    leased: dict[str, Any] = {}
+    started = threading.Event()
+
+    def lease_from_another_thread() -> None:  # another user's notebook, asking while apply holds the lock
+        def hold() -> None:
+            started.set()
+            with smimig.Smi(runner=runner).lease("1g.5gb", 0) as held:
+                leased["device"] = held
+                leased["seen"] = gis(runner)
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        leased["thread"] = thread
+        started.wait(5)
+
+    apply_smi = smimig.Smi(runner=After(runner, "-cgi", lease_from_another_thread))
+    layout = Layout({0: [{"profile": "3g.20gb", "cis": ["1c.3g.20gb"]}, "2g.10gb", "1g.5gb"]})
+    with pytest.raises(smimig.ApplyError):  # the second -cgi is refused: apply rolls back its first
+        apply_smi.apply(layout)
+    leased["thread"].join(30)
+    # The lease waited for the node lock, so it ran after the rollback: it saw an empty GPU, its own GI only.
+    assert leased["seen"] == [(0, "1g.5gb", leased["seen"][0][2])]
+    assert gis(runner) == []  # released when its block ended; the rollback left nothing of apply's
+
+
+def test_apply_refuses_to_destroy_a_leased_instance_and_a_release_never_destroys_its_replacement() -> None:
+    runner = SimulatedRunner("A30", gpus=1, mig=True)
+    smi = smimig.Smi(runner=runner)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with smi.lease("2g.12gb", 0) as held:
+            replace = Layout({0: [{"profile": "4g.24gb", "cis": []}]})  # needs GI held's slices
+            assert [record.gi for record in smi.plan(replace).leased] == [held.gi]
+            assert "leased by" in str(smi.plan(replace))
+            dry = smi.apply(replace, dry_run=True)
+            assert dry.refusal is not None
+            assert "leased by" in dry.refusal
+            with pytest.raises(InstanceBusy) as refused:
+                smi.apply(replace)
+            assert [record.gi for record in refused.value.leases] == [held.gi]
+            assert [(gi.id, gi.short_name) for gi in smi.list_gis(0)] == [(held.gi, "2g.12gb")]  # untouched
+            smi.apply(replace, force=True)  # an admin who means it
+            assert gis(runner) == [(0, "4g.24gb", 0)]
+        # The lease's GI was replaced by a different one: its release destroyed nothing, and said so.
+        assert gis(runner) == [(0, "4g.24gb", 0)]
+    assert any(issubclass(warning.category, LeaseWarning) for warning in caught)
