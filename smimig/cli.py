@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import enum
 import json
 import os
 import shlex
 import signal
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
@@ -40,6 +41,7 @@ import smimig
 from smimig import interrupts
 from smimig.errors import LeaseError, Terminated
 from smimig.exit_codes import ExitCode, explain, job_exit_code
+from smimig.models import DestroyedComputeInstance, DestroyedGpuInstance
 
 __all__ = [
     "EXIT_NVIDIA_SMI",
@@ -191,14 +193,22 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  # one statement per 
     _gpu_option(sub, required=True, many=False)
     sub.add_argument("--gi", type=_one_id, required=True, metavar="GI", help="GPU instance id")
 
-    sub = command("destroy-ci", "destroy compute instances (nvidia-smi mig -dci)")
+    sub = command("destroy-ci", "destroy compute instances (nvidia-smi mig -dci); none to destroy is fine")
     _gpu_option(sub)
     sub.add_argument("--gi", type=_ids, metavar="GI[,GI…]")
     sub.add_argument("--ci", type=_ids, metavar="CI[,CI…]")
+    sub.add_argument(
+        "--force", action="store_true", help="destroy them even if processes run on them or leases hold them"
+    )
 
-    sub = command("destroy-gi", "destroy GPU instances (nvidia-smi mig -dgi)")
+    sub = command(
+        "destroy-gi", "destroy GPU instances, their compute instances first (nvidia-smi mig -dci, -dgi); none is fine"
+    )
     _gpu_option(sub)
     sub.add_argument("--gi", type=_ids, metavar="GI[,GI…]")
+    sub.add_argument(
+        "--force", action="store_true", help="destroy them even if processes run on them or leases hold them"
+    )
 
     for name, help_text in (
         ("plan", "show the steps that would bring the GPUs to a layout file"),
@@ -221,11 +231,11 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  # one statement per 
     sub.add_argument("profile", metavar="PROFILE", help="GPU instance profile, e.g. 1g.10gb")
     _gpu_option(sub, many=False)
     sub.add_argument("--ci-profile", metavar="CI", help="compute instance profile (default: full size)")
-    sub.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD…")
+    sub.epilog = "the command comes last, after --: smimig lease 1g.10gb -i 1 -- python train.py"
     sub = command("run", "run a command on MIG devices with CUDA_VISIBLE_DEVICES set")
     sub.add_argument("--each", action="store_true", required=True, help="one process per MIG device")
     _gpu_option(sub)
-    sub.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD…")
+    sub.epilog = "the command comes last, after --: smimig run --each -i 0 -- python train.py"
     return parser
 
 
@@ -260,11 +270,19 @@ def _client(options: argparse.Namespace) -> smimig.Smi:
 
 
 def _plain(value: object) -> object:
+    """Any result as JSON data: attrs models as objects, mappings with string keys, enums by value, the rest
+    (paths, exceptions) as their text. Nothing a command returns can make --json fail."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value.value if isinstance(value, enum.Enum) else value
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
     if attrs.has(type(value)):
         return {key: _plain(item) for key, item in attrs.asdict(value, recurse=False).items()}  # type: ignore[arg-type]
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
         return [_plain(item) for item in value]
-    return value
+    return str(value)
 
 
 class _Text(str):
@@ -273,8 +291,16 @@ class _Text(str):
     __slots__ = ()
 
 
+class _Nothing(_Text):
+    """A note that there was nothing to do: ``[]`` with --json."""
+
+    __slots__ = ()
+
+
 def _show(result: object, as_json: bool, out: TextIO) -> None:
-    if isinstance(result, _Text):
+    if isinstance(result, _Nothing) and as_json:
+        out.write("[]\n")
+    elif isinstance(result, _Text):
         out.write(f"{result}\n")
     elif as_json:
         json.dump(_plain(result), out, indent=2)
@@ -304,8 +330,8 @@ def _run(options: argparse.Namespace, smi: smimig.Smi) -> object:  # noqa: PLR09
         "mode": lambda: (smi.enable_mig if options.state == "on" else smi.disable_mig)(gpu),
         "create-gi": lambda: smi.create_gi(gpu, options.profiles, ci=options.ci),
         "create-ci": lambda: smi.create_ci(gpu, options.gi, options.profiles or None),
-        "destroy-ci": lambda: smi.destroy_ci(gpu, options.gi, options.ci),
-        "destroy-gi": lambda: smi.destroy_gi(gpu, options.gi),
+        "destroy-ci": lambda: _destroy_cis(smi, gpu, options.gi, options.ci, force=options.force),
+        "destroy-gi": lambda: _destroy_gis(smi, gpu, options.gi, force=options.force),
     }
     if command == "plan":
         return smi.plan(smi.load_layout(options.file, config=options.config))
@@ -336,6 +362,63 @@ def _run(options: argparse.Namespace, smi: smimig.Smi) -> object:  # noqa: PLR09
     return actions[command]()
 
 
+def _in_the_way(smi: smimig.Smi, targets: set[tuple[int, int, int | None]]) -> smimig.InstanceBusy | None:
+    """Processes running on, or live leases holding, the (GPU, GI, CI or None for all) ``targets``."""
+    from smimig.ledger import live_leases  # noqa: PLC0415  # the ledger is read only when something would go
+
+    def hit(gpu: int, gi: int | None, ci: int | None) -> bool:
+        return any((gpu, gi) == (g, i) and (c is None or ci is None or c == ci) for g, i, c in targets)
+
+    processes = [p for p in smi.list_processes() if p.gi is not None and hit(p.gpu, p.gi, p.ci)]
+    leases = [record for record in live_leases(smi) if record.gi is not None and hit(record.gpu, record.gi, record.ci)]
+    return smimig.InstanceBusy(processes, leases) if processes or leases else None
+
+
+def _destroy_cis(
+    smi: smimig.Smi, gpu: list[int] | None, gi: list[int] | None, ci: list[int] | None, *, force: bool
+) -> object:
+    """``destroy-ci``, as ``rm -f``: nothing to destroy is success (with a note); busy or leased ones are refused
+    without --force."""
+    targets = [c for c in smi.list_cis(gpu, gi) if ci is None or c.id in ci]
+    if not targets:
+        return _Nothing("nothing to destroy: no compute instance matches")
+    busy = None if force else _in_the_way(smi, {(c.gpu, c.gi, c.id) for c in targets})
+    if busy is not None:
+        raise busy
+    return smi.destroy_ci(gpu, gi, ci)
+
+
+def _destroy_gis(smi: smimig.Smi, gpu: list[int] | None, gi: list[int] | None, *, force: bool) -> object:
+    """``destroy-gi``: the GPU instances' compute instances first, then the GPU instances; nothing to destroy
+    is success (with a note); busy or leased ones are refused without --force."""
+    targets = [g for g in smi.list_gis(gpu) if gi is None or g.id in gi]
+    if not targets:
+        return _Nothing("nothing to destroy: no GPU instance matches")
+    busy = None if force else _in_the_way(smi, {(g.gpu, g.id, None) for g in targets})
+    if busy is not None:
+        raise busy
+    cis: list[DestroyedComputeInstance] = []
+    gis: list[DestroyedGpuInstance] = []
+    for index in sorted({g.gpu for g in targets}):
+        own = [g.id for g in targets if g.gpu == index]
+        if any(c.gi in own for c in smi.list_cis(index)):
+            cis.extend(smi.destroy_ci(index, own))
+        gis.extend(smi.destroy_gi(index, own))
+    return _Teardown(smimig.Listing(cis), smimig.Listing(gis))
+
+
+@attrs.frozen
+class _Teardown:
+    """What ``destroy-gi`` destroyed: the compute instances in the GPU instances first, then those."""
+
+    compute_instances: smimig.Listing[DestroyedComputeInstance]
+    gpu_instances: smimig.Listing[DestroyedGpuInstance]
+
+    def __str__(self) -> str:
+        parts = [str(self.compute_instances)] if self.compute_instances else []
+        return "\n\n".join([*parts, str(self.gpu_instances)])
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the command line; return its exit code (:class:`~smimig.exit_codes.ExitCode`, or a job's own)."""
     out = out or sys.stdout
@@ -349,7 +432,20 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except (Exception, KeyboardInterrupt, Terminated) as error:  # every command's errors, by the one table
         code, lines = explain(error, argv)
         err.write("".join(f"{line}\n" for line in lines))
+        if "--json" in _split_job(sys.argv[1:] if argv is None else argv)[0]:  # a script reads stdout
+            failure = {"type": type(error).__name__, "message": "\n".join(lines), "exit_code": int(code)}
+            if not isinstance(error, (KeyboardInterrupt, Terminated)):
+                failure["details"] = _plain(_error_details(error))
+            json.dump({"error": failure}, out, indent=2)
+            out.write("\n")
         return code
+
+
+def _error_details(error: BaseException) -> dict[str, object]:
+    """What an error carries for a script: its public attributes (the command, exit code, stdout …)."""
+    return {
+        name: value for name, value in vars(error).items() if not name.startswith("_") and name not in ("text", "args")
+    }
 
 
 @contextlib.contextmanager
@@ -376,9 +472,23 @@ def _warnings_to(err: TextIO) -> Iterator[None]:
         yield
 
 
+def _split_job(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """smimig's own arguments, and the job's command after the first ``--`` (None when there is none), so
+    options may come anywhere before it: ``lease 1g.10gb -i 1 -- CMD`` as well as ``lease -i 1 1g.10gb -- CMD``."""
+    arguments = list(argv)
+    if "--" not in arguments:
+        return arguments, None
+    at = arguments.index("--")
+    return arguments[:at], arguments[at + 1 :]
+
+
 def _command(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     parser = _parser()
-    options = parser.parse_args(argv)  # a usage error exits 2 from argparse itself
+    own, job = _split_job(sys.argv[1:] if argv is None else argv)
+    options = parser.parse_args(own)  # a usage error exits 2 from argparse itself
+    options.cmd = job
+    if job is not None and options.command not in ("lease", "run"):
+        parser.error(f"'--' and a command after it go with lease and run --each, not {options.command or 'status'}")
     if (getattr(options, "simulate", None) or "").lower() in ("list", "help"):
         from smimig.sim.catalog import describe_models  # noqa: PLC0415  # only when asked
 
@@ -395,7 +505,7 @@ def _command(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
 
 
 def _job_command(options: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
-    command: list[str] = options.cmd[1:] if options.cmd[:1] == ["--"] else options.cmd
+    command: list[str] | None = options.cmd
     if not command:
         parser.error(f"{'run --each' if options.command == 'run' else options.command} needs a command after --")
     return command

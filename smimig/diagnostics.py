@@ -199,8 +199,17 @@ def _lease_findings(smi: Smi) -> list[Finding]:
     return findings
 
 
+def _directory(save_dir: str | os.PathLike[str] | None) -> Path | None:
+    if save_dir is None:
+        return None
+    if Path(save_dir).exists() and not Path(save_dir).is_dir():
+        raise ValueError(f"save_dir {os.fspath(save_dir)!r} is a file: name a directory (it is made if missing)")
+    return Path(save_dir)
+
+
 def doctor(smi: Smi | None = None, *, save_dir: str | os.PathLike[str] | None = None) -> DoctorReport:
     """Check the node and say, one line per finding, what needs attention (see the module docstring)."""
+    directory = _directory(save_dir)  # checked before anything runs
     smi = smi or default_client()
     findings: list[Finding] = []
     where = smi.runner.resolve() if isinstance(smi.runner, SubprocessRunner) else repr(smi.runner)
@@ -249,7 +258,7 @@ def doctor(smi: Smi | None = None, *, save_dir: str | os.PathLike[str] | None = 
     findings.extend(_lease_findings(smi))
     can_change, how = _change_rights(smi)
     findings.append(Finding("ok" if can_change else "attention", f"changes: {how}"))
-    checks = _self_check(smi, Path(save_dir) if save_dir is not None else None)
+    checks = _self_check(smi, directory)
     for check in checks:
         if check.ok:
             continue

@@ -132,9 +132,11 @@ def test_partial_failure_exit_code_and_message(run: Any) -> None:
         "  nvidia-smi: Unable to create a GPU instance on GPU  0 using profile 1g.6gb: Insufficient Resources",
         "  nvidia-smi: Failed to create GPU instances: Insufficient Resources",
     ]
-    refused = run("destroy-gi", "-i", "0", "--gi", "7")
+    refused = run("create-gi", "4g.24gb", "-i", "0")  # no room left: nvidia-smi refuses, nothing changes
     assert refused.returncode == cli.EXIT_NVIDIA_SMI
     assert "nothing was changed" in refused.stderr
+    nothing = run("destroy-gi", "-i", "0", "--gi", "7")  # like rm -f: nothing to destroy is no failure
+    assert (nothing.returncode, nothing.stdout) == (0, "nothing to destroy: no GPU instance matches\n")
 
 
 def test_nvidia_smi_failure_exit_code(run: Any) -> None:

@@ -206,9 +206,10 @@ def test_nvidia_smi_failed(smimig_cli: Callable[..., Result]) -> None:
 
 
 def test_a_change_that_changed_nothing(smimig_cli: Callable[..., Result], node: StateFileRunner) -> None:
-    result = smimig_cli("destroy-gi", "-i", "0", "--gi", "7")
+    refuse_next(node, "-cgi", "Insufficient Resources")
+    result = smimig_cli("create-gi", "1g.6gb", "-i", "0")
     assert result.code == ExitCode.NVIDIA_SMI
-    assert result.lines[0] == "smimig: nvidia-smi mig -i 0 -gi 7 -dgi failed; nothing was changed."
+    assert result.lines[0] == "smimig: nvidia-smi mig -i 0 -cgi 1g.6gb failed; nothing was changed."
 
 
 def test_apply_whose_first_step_fails_changed_nothing(

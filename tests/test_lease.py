@@ -344,7 +344,7 @@ def test_the_cli_prints_what_a_release_said(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     simulate = ["--simulate", "A100-40GBx1"]
     assert cli.main([*simulate, "mode", "on", "-i", "0"], io.StringIO(), io.StringIO()) == 0
-    job = f"import smimig.cli as c, sys; sys.exit(c.main({[*simulate, 'destroy-ci']!r}) or c.main({[*simulate, 'destroy-gi']!r}))"
+    job = f"import smimig.cli as c, sys; sys.exit(c.main({[*simulate, 'destroy-ci', '--force']!r}) or c.main({[*simulate, 'destroy-gi', '--force']!r}))"
     err = io.StringIO()
     assert cli.main([*simulate, "lease", "1g.5gb", "--", sys.executable, "-c", job], io.StringIO(), err) == 0
     assert err.getvalue().splitlines()[-1].startswith("smimig: released the lease on GPU 0 (GI 1, CI 0, MIG-")

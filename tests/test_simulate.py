@@ -12,6 +12,7 @@ import smimig
 from smimig import cli
 from smimig.runner import ENV_VAR
 from smimig.sim.__main__ import main as stand_in
+from smimig.sim.state import ProcessState
 
 
 @pytest.fixture(autouse=True)
@@ -156,3 +157,95 @@ def test_a_bad_host_port_is_refused_not_dropped(host: str) -> None:
     code, _, err = smimig_cli("--host", host, "gis")
     assert code == 2
     assert "the port after ':' is a number" in err
+
+
+# -- the command line as typed ----------------------------------------------------------------------
+
+
+def test_lease_options_may_come_after_the_profile(tmp_path: Path) -> None:
+    smimig.simulate("A30x2", reset=True)
+    smimig.enable_mig([0, 1])
+    seen = tmp_path / "seen"
+    job = ["sh", "-c", f'echo "$CUDA_VISIBLE_DEVICES" > {seen}']
+    code, _, err = smimig_cli("--simulate", "A30x2", "lease", "1g.6gb", "-i", "1", "--", *job)  # README's order
+    assert code == 0
+    assert "on GPU 1" in err
+    assert seen.read_text().startswith("MIG-")
+    code, _, err = smimig_cli("--simulate", "A30x2", "lease", "1g.6gb", "--", "echo", "-i", "1")  # the job's -i
+    assert code == 0
+    assert "on GPU 0" in err
+
+
+def test_a_command_after_dashes_goes_with_lease_and_run_only() -> None:
+    with pytest.raises(SystemExit) as exited:
+        smimig_cli("--simulate", "A30x1", "gis", "--", "echo")
+    assert exited.value.code == 2
+
+
+def test_plan_and_apply_print_json(tmp_path: Path) -> None:
+    import json  # noqa: PLC0415
+
+    smimig.simulate("A30x1", reset=True)
+    layout = tmp_path / "layout.yaml"
+    layout.write_text("gpus: {0: [2g.12gb, 2g.12gb]}\n")
+    code, out, _ = smimig_cli("--simulate", "A30x1", "plan", str(layout), "--json")
+    assert code == 0
+    planned = json.loads(out)
+    assert planned["layout"]["gpus"]["0"][0]["profile"] == "2g.12gb"
+    code, out, _ = smimig_cli("--simulate", "A30x1", "apply", str(layout), "--json")
+    assert code == 0
+    assert [step["action"] for step in json.loads(out)["ran"]] == ["enable-mig", "create-gi"]
+
+
+def test_errors_print_json_too(tmp_path: Path) -> None:
+    import json  # noqa: PLC0415
+
+    smimig.simulate("A30x1", reset=True).enable_mig(0)
+    layout = tmp_path / "layout.yaml"
+    layout.write_text("gpus: {0: [4g.24gb, 4g.24gb]}\n")
+    code, out, err = smimig_cli("--simulate", "A30x1", "apply", str(layout), "--json")
+    assert code == 2
+    error = json.loads(out)["error"]
+    assert (error["type"], error["exit_code"]) == ("LayoutError", 2)
+    assert "4g.24gb" in error["message"]
+    assert err  # the same words for a person, on stderr
+    code, out, _ = smimig_cli("--simulate", "A30x1", "gis", "-i", "9", "--json")
+    assert code == 3
+    details = json.loads(out)["error"]["details"]
+    assert (details["returncode"], details["args_list"][-1]) == (6, "-lgi")
+
+
+def test_teardown_is_idempotent_and_takes_compute_instances_first() -> None:
+    smi = smimig.simulate("A30x1", reset=True)
+    smi.enable_mig(0)
+    smi.create_gi(0, ["2g.12gb", "2g.12gb"], ci=True)
+    code, out, _ = smimig_cli("--simulate", "A30x1", "destroy-gi", "-i", "0")  # CIs in them: taken first
+    assert code == 0
+    assert smi.list_gis(0) == []
+    for command in ("destroy-ci", "destroy-gi"):  # the help's own example, again: nothing left, no failure
+        code, out, _ = smimig_cli("--simulate", "A30x1", command, "-i", "0")
+        assert (code, out.startswith("nothing to destroy")) == (0, True)
+        code, out, _ = smimig_cli("--simulate", "A30x1", command, "-i", "0", "--json")
+        assert (code, out) == (0, "[]\n")
+
+
+def test_teardown_refuses_busy_instances_without_force() -> None:
+    smi = smimig.simulate("A30x1", reset=True)
+    smi.enable_mig(0)
+    smi.create_gi(0, ["2g.12gb"], ci=True)
+    smi.runner.change(lambda node: node.processes.append(ProcessState(4242, "python train.py", 0, 1, 0)))  # type: ignore[attr-defined]
+    code, _, err = smimig_cli("--simulate", "A30x1", "destroy-gi", "-i", "0")
+    assert code == 2
+    assert "PID 4242 (python train.py)" in err
+    assert "--force" in err
+    assert len(smi.list_gis(0)) == 1
+
+
+def test_doctor_save_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    smimig.simulate("A30x1", reset=True)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine\n")
+    code, _, err = smimig_cli("--simulate", "A30x1", "doctor", "--save-dir", str(a_file))
+    assert code == 2
+    assert "is a file" in err
+    assert a_file.read_text() == "mine\n"
