@@ -95,7 +95,10 @@ def test_seed_walkthrough_through_the_cli(run: Any) -> None:
     assert set(devices[0]) == {"gpu", "gi", "ci", "index", "uuid", "name"}
     assert run("destroy-ci").returncode == 0
     destroyed = run("destroy-gi", "--json")
-    assert json.loads(destroyed.stdout) == [{"gpu": 0, "id": 1}, {"gpu": 0, "id": 2}]
+    assert json.loads(destroyed.stdout) == {
+        "compute_instances": [],  # destroy-ci ran first here; destroy-gi would have taken them itself
+        "gpu_instances": [{"gpu": 0, "id": 1}, {"gpu": 0, "id": 2}],
+    }
     assert run("--reset-simulation", "gis").stdout == "(none)\n"
 
 
