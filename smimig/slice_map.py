@@ -57,6 +57,7 @@ __all__ = [
     "Room",
     "SliceMap",
     "build_map",
+    "geometries",
     "layout_map",
     "profile_geometry",
 ]
@@ -86,10 +87,6 @@ class ComputeSpan:
     @property
     def end(self) -> int:
         return self.start + self.size
-
-    @property
-    def label(self) -> str:
-        return f"CI {self.id}" if self.id is not None else "new CI"
 
 
 @attrs.frozen
