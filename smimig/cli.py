@@ -276,8 +276,9 @@ def _plain(value: object) -> object:
         return value.value if isinstance(value, enum.Enum) else value
     if isinstance(value, enum.Enum):
         return _plain(value.value)
-    if attrs.has(type(value)):
-        return {key: _plain(item) for key, item in attrs.asdict(value, recurse=False).items()}  # type: ignore[arg-type]
+    if attrs.has(type(value)):  # private fields are views of the others (a GPU's slice map), not data
+        fields = attrs.asdict(value, recurse=False).items()  # type: ignore[arg-type]
+        return {key: _plain(item) for key, item in fields if not key.startswith("_")}
     if isinstance(value, Mapping):
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):

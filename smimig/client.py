@@ -379,21 +379,22 @@ class Smi:
 
     def status(self, gpu: Ids = None) -> NodeStatus:
         """Everything at a glance: each GPU's mode, GPU instances, compute instances, device UUIDs and
-        the room left per profile. Prints as a tree; shows as tables in Jupyter.
+        the room left per profile, each GPU in MIG mode drawn as a map of its slices (leased and busy
+        instances marked). Prints as a tree; shows as SVG maps and tables in Jupyter.
 
         Command line equivalent: ``nvidia-smi -L``, ``--query-gpu=…mig.mode…``, ``nvidia-smi mig -lgi``,
-        ``-lci``, ``-lgip`` and ``nvidia-smi``, read side by side
+        ``-lci``, ``-lgip`` and ``-lgipp``, and ``nvidia-smi``, read side by side
         """
-        from smimig.node_status import build_status  # noqa: PLC0415  # only the views need it
+        from smimig.node_status import build_status, read_leases, read_plain_table  # noqa: PLC0415  # only the views need it
 
         wanted = validate_ids(gpu, "gpu")
-        gpus, modes, gis, cis, profiles, usage = self.gather(
+        gpus, modes, gis, cis, (profiles, placements), (usage, processes) = self.gather(
             lambda: self.list_gpus(wanted),
             lambda: self.mig_mode(wanted),
             lambda: self.list_gis(wanted),
             lambda: self.list_cis(wanted),
-            lambda: self.list_gi_profiles(wanted),
-            lambda: self.list_mig_devices(wanted),
+            lambda: (self.list_gi_profiles(wanted), self.list_gi_placements(wanted)),  # one task: six at once
+            lambda: read_plain_table(self, wanted),
         )
         mig = {mode.gpu for mode in modes if mode.current}
         return build_status(
@@ -403,6 +404,9 @@ class Smi:
             cis=[ci for ci in cis if ci.gpu in mig],
             profiles=[profile for profile in profiles if profile.gpu in mig],
             usage=usage,
+            placements=[entry for entry in placements if entry.gpu in mig],
+            processes=processes,
+            leases=read_leases(self) if mig else [],
         )
 
     # -- changes ---------------------------------------------------------------------------------

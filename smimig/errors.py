@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from smimig.locking import LockHolder
     from smimig.models import GpuProcess, OperationFailure
     from smimig.planner import Step
+    from smimig.slice_map import SliceMap
 
 __all__ = [
     "ApplyError",
@@ -294,18 +295,38 @@ class LayoutError(SmimigError, ValueError):
     """A layout that cannot be read, or cannot be realised on the GPUs it names.
 
     ``reason`` says why (which profile, which slices are taken); ``suggestions`` lists the closest layouts
-    that do fit, when there are any.
+    that do fit, when there are any, and ``suggestion_maps`` draws each on its GPU
+    (:class:`~smimig.slice_map.SliceMap`: ``print()`` one, or show it in Jupyter, where the error itself shows
+    its reason and every suggestion drawn).
     """
 
-    def __init__(self, reason: str, suggestions: Sequence[str] = ()) -> None:
+    def __init__(self, reason: str, suggestions: Sequence[str] = (), *, maps: Sequence[SliceMap] = ()) -> None:
         super().__init__(reason)
         self.reason = reason
         self.suggestions = tuple(suggestions)
+        self._maps = tuple(maps)  # drawings of the suggestions, not data: --json leaves them out
+
+    @property
+    def suggestion_maps(self) -> tuple[SliceMap, ...]:
+        """Each suggestion placed on the GPU as ``plan`` would place it, in the order of ``suggestions``."""
+        return self._maps
 
     def __str__(self) -> str:
         if not self.suggestions:
             return self.reason
         return self.reason + "\nlayouts that fit instead: " + "; ".join(self.suggestions)
+
+    def _repr_html_(self) -> str:
+        import html  # noqa: PLC0415  # only in a notebook
+
+        parts = [f"<p><strong>LayoutError</strong>: {html.escape(self.reason)}</p>"]
+        if self.suggestions:
+            parts.append("<p>layouts that fit instead:</p>")
+        drawn = dict(enumerate(self._maps))
+        for index, suggestion in enumerate(self.suggestions):
+            drawing = drawn.get(index)
+            parts.append(f"<div>{drawing.svg()}</div>" if drawing is not None else f"<p>{html.escape(suggestion)}</p>")
+        return "".join(parts)
 
 
 class InstanceBusy(SmimigError):

@@ -1,14 +1,17 @@
 """One view of a node's MIG state: GPUs, their mode, GPU instances, compute instances and device UUIDs.
 
-``Smi.status()`` reads ``-L``, the MIG mode query, ``-lgi``, ``-lci``, ``-lgip`` and plain ``nvidia-smi``
-(whose "MIG devices:" table ties each MIG device index to its GI and CI) and joins them here, in
-:func:`build_status`, a pure function of those listings.
+``Smi.status()`` reads ``-L``, the MIG mode query, ``-lgi``, ``-lci``, ``-lgip`` with ``-lgipp``, and plain
+``nvidia-smi`` (whose "MIG devices:" table ties each MIG device index to its GI and CI, and whose
+"Processes:" table says what runs where), and the lease ledger; it joins them here, in :func:`build_status`,
+a pure function of those listings. Each GPU in MIG mode is drawn as a slice map (:mod:`smimig.slice_map`):
+in ASCII in the text, as an SVG in Jupyter.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -16,10 +19,18 @@ from smimig.models import (
     ComputeInstance,
     Gpu,
     GpuInstance,
+    GpuInstancePlacements,
     GpuInstanceProfile,
+    GpuProcess,
     MigDeviceUsage,
     MigMode,
 )
+
+if TYPE_CHECKING:
+    from smimig.client import Smi
+    from smimig.ledger import LeaseRecord
+    from smimig.listing import Listing
+    from smimig.slice_map import SliceMap
 
 __all__ = [
     "ComputeInstanceStatus",
@@ -29,6 +40,8 @@ __all__ = [
     "NodeStatus",
     "build_devices",
     "build_status",
+    "read_leases",
+    "read_plain_table",
 ]
 
 
@@ -71,6 +84,14 @@ class GpuStatus:
     mode: MigMode
     gpu_instances: tuple[GpuInstanceStatus, ...]
     profiles: tuple[GpuInstanceProfile, ...]
+    # A view of the fields above (and of the placements, processes and leases status read), not data of its
+    # own: private, so --json leaves it out, as it leaves out every attribute whose name starts with "_".
+    _slice_map: SliceMap | None = attrs.field(default=None, alias="slice_map", repr=False)
+
+    @property
+    def slice_map(self) -> SliceMap | None:
+        """The GPU drawn as its row of memory slices (:class:`~smimig.slice_map.SliceMap`); None with MIG off."""
+        return self._slice_map
 
     @property
     def mode_text(self) -> str:
@@ -93,6 +114,8 @@ class NodeStatus:
         for status in self.gpus:
             gpu = status.gpu
             lines.append(f"GPU {gpu.index}  {gpu.name}  {gpu.uuid}  {status.mode_text}")
+            if status.slice_map is not None:
+                lines.extend(f"  {line}" for line in status.slice_map.lines())
             for gi_status in status.gpu_instances:
                 gi = gi_status.gi
                 lines.append(f"  GI {gi.id:<2} {gi.name:<16} profile {gi.profile_id:<3} placement {gi.placement}")
@@ -120,6 +143,8 @@ class NodeStatus:
                 f"<h4>GPU {gpu.index}: {html.escape(gpu.name)} <small>{html.escape(gpu.uuid)}</small>"
                 f" — {html.escape(status.mode_text)}</h4>"
             )
+            if status.slice_map is not None:
+                parts.append(f"<div>{status.slice_map.svg()}</div>")
             rows = []
             for gi_status in status.gpu_instances:
                 gi = gi_status.gi
@@ -168,7 +193,28 @@ def build_devices(gpus: Sequence[Gpu], usage: Sequence[MigDeviceUsage]) -> list[
     return devices
 
 
-def build_status(
+def read_plain_table(smi: Smi, gpu: Sequence[int] | None) -> tuple[Listing[MigDeviceUsage], Listing[GpuProcess]]:
+    """The "MIG devices:" and "Processes:" tables of one plain ``nvidia-smi [-i N]`` call."""
+    from smimig import commands  # noqa: PLC0415  # the registry is loaded with the client already
+
+    result = smi.read_raw(commands.MIG_DEVICES, gpu)
+    return smi.parse(commands.MIG_DEVICES, result), smi.parse(commands.PROCESSES, result)
+
+
+def read_leases(smi: Smi) -> list[LeaseRecord]:
+    """The live leases of the ledger beside ``smi``'s node lock (:func:`smimig.ledger.live_leases`); none when
+    the ledger cannot be trusted (``smimig doctor`` and ``smimig leases`` say why): status still shows the
+    node, only without lease marks."""
+    from smimig.errors import LedgerError  # noqa: PLC0415
+    from smimig.ledger import live_leases  # noqa: PLC0415  # the ledger only for the marks
+
+    try:
+        return live_leases(smi)
+    except LedgerError:
+        return []
+
+
+def build_status(  # one keyword per listing joined
     *,
     gpus: Sequence[Gpu],
     modes: Sequence[MigMode],
@@ -176,10 +222,15 @@ def build_status(
     cis: Sequence[ComputeInstance],
     profiles: Sequence[GpuInstanceProfile],
     usage: Sequence[MigDeviceUsage],
+    placements: Sequence[GpuInstancePlacements] = (),
+    processes: Sequence[GpuProcess] = (),
+    leases: Sequence[LeaseRecord] = (),
 ) -> NodeStatus:
-    """Join the listings into one :class:`NodeStatus`."""
+    """Join the listings into one :class:`NodeStatus`; each GPU in MIG mode gets its slice map, drawn from
+    its profiles and their ``placements`` (without placements, none)."""
     mode_of = {mode.gpu: mode for mode in modes}
-    devices = {(device.gpu, device.gi, device.ci): device for device in build_devices(gpus, usage)}
+    found = build_devices(gpus, usage)
+    devices = {(device.gpu, device.gi, device.ci): device for device in found}
     statuses = []
     for gpu in gpus:
         gi_statuses = tuple(
@@ -196,5 +247,19 @@ def build_status(
         )
         mode = mode_of.get(gpu.index, MigMode(gpu.index, None, False, False, supported=False))
         own_profiles = tuple(profile for profile in profiles if profile.gpu == gpu.index)
-        statuses.append(GpuStatus(gpu, mode, gi_statuses, own_profiles))
+        drawn = None
+        if mode.current and any(entry.gpu == gpu.index for entry in placements):
+            from smimig.slice_map import build_map, geometries  # noqa: PLC0415  # drawing only where MIG is on
+
+            drawn = build_map(
+                gpu.index,
+                geometries(own_profiles, placements, gpu.index),
+                gis,
+                cis,
+                devices=found,
+                processes=processes,
+                leases=leases,
+                name=gpu.name,
+            )
+        statuses.append(GpuStatus(gpu, mode, gi_statuses, own_profiles, slice_map=drawn))
     return NodeStatus(tuple(statuses))

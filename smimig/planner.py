@@ -8,6 +8,7 @@ then reads the node again and checks it matches. ``export`` is the node's state 
 
 from __future__ import annotations
 
+import html
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ from smimig.geometry import (
     slice_count,
 )
 from smimig.layout import GiSpec, Layout, MigPartedDevice, read_file
+from smimig.slice_map import SliceMap, build_map, layout_map, profile_geometry
 
 if TYPE_CHECKING:
     from smimig.ledger import LeaseRecord
@@ -113,6 +115,42 @@ class GpuPlan:
     create: tuple[GiSpec, ...]  # with explicit placements
     steps: tuple[Step, ...]
     deferred: bool = False  # MIG is off and the driver lists no profiles until it is on: checked and planned then
+    # Views of the plan, drawn (None: MIG off, or not known yet); private, so --json leaves them out.
+    _before: SliceMap | None = attrs.field(default=None, alias="before", repr=False)
+    _after: SliceMap | None = attrs.field(default=None, alias="after", repr=False)
+
+    @property
+    def before(self) -> SliceMap | None:
+        """The GPU as it is, drawn as a slice map; None with MIG off (or a plan that waits for MIG mode)."""
+        return self._before
+
+    @property
+    def after(self) -> SliceMap | None:
+        """The GPU as the plan leaves it: kept instances as they are, new ones where the plan puts them."""
+        return self._after
+
+    @property
+    def summary(self) -> str:
+        """``GPU 0: keep 1, destroy 1, create 2``, or what a plan that waits for MIG mode does."""
+        if self.deferred:
+            return (
+                f"GPU {self.gpu}: checked and planned once MIG is on (with MIG off this driver lists no "
+                "profiles); apply turns MIG off again if the layout does not fit"
+            )
+        return f"GPU {self.gpu}: keep {len(self.keep)}, destroy {len(self.destroy)}, create {len(self.create)}"
+
+    def map_lines(self, leased: Sequence[LeaseRecord] = ()) -> list[str]:
+        """``before`` and ``after`` drawn in ASCII, one above the other (the ``leased`` instances marked)."""
+        if self.deferred:
+            return []
+        lines = []
+        for label, drawn in (("before", self.before), ("after", self.after)):
+            if drawn is None:
+                lines.append(f"{label:<7}(MIG off)")
+                continue
+            rows = drawn.marked(leases=leased).lines(legend=False)
+            lines.extend(f"{label if row == 0 else '':<7}{text}" for row, text in enumerate(rows))
+        return lines
 
 
 @attrs.frozen
@@ -139,19 +177,35 @@ class Plan:
         for gpu in self.gpus:
             if not gpu.steps and not gpu.deferred:
                 continue
-            if gpu.deferred:
-                lines.append(
-                    f"GPU {gpu.gpu}: checked and planned once MIG is on (with MIG off this driver lists no "
-                    "profiles); apply turns MIG off again if the layout does not fit"
-                )
-            else:
-                lines.append(
-                    f"GPU {gpu.gpu}: keep {len(gpu.keep)}, destroy {len(gpu.destroy)}, create {len(gpu.create)}"
-                )
+            lines.append(gpu.summary)
+            lines.extend(f"  {line}" for line in gpu.map_lines(self.leased))
             lines.extend(f"  {step}" for step in gpu.steps)
         for record in self.leased:
             lines.append(f"  ! {record}: apply refuses to destroy it without --force (force=True)")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        if self.is_noop:
+            return "<p>nothing to do: the GPUs already match the layout</p>"
+        parts = []
+        for gpu in self.gpus:
+            if not gpu.steps and not gpu.deferred:
+                continue
+            parts.append(f"<h4>{html.escape(gpu.summary)}</h4>")
+            for label, drawn in (("before", gpu.before), ("after", gpu.after)):
+                if drawn is not None:
+                    parts.append(f"<div>{drawn.marked(leases=self.leased).svg()}</div>")
+                elif not gpu.deferred:
+                    parts.append(f"<p>{label}: MIG off</p>")
+            steps = "\n".join(html.escape(str(step)) for step in gpu.steps)
+            parts.append(f"<pre>{steps}</pre>")
+        leases = "".join(
+            f"<li>{html.escape(str(record))}: apply refuses to destroy it without --force (force=True)</li>"
+            for record in self.leased
+        )
+        if leases:
+            parts.append(f"<ul>{leases}</ul>")
+        return "".join(parts)
 
 
 @attrs.frozen
@@ -196,11 +250,7 @@ class OfferedProfile:
     @classmethod
     def of(cls, profile: GpuInstanceProfile, placements: Sequence[Placement]) -> OfferedProfile:
         """``profile`` with its possible ``placements``; size 0 and no starts when nvidia-smi lists none."""
-        size = placements[0].size if placements else 0
-        starts = tuple(placement.start for placement in placements)
-        return cls(
-            profile, ProfileGeometry(profile.id, profile.short_name, size, starts, profile.total, profile.ofa > 0)
-        )
+        return cls(profile, profile_geometry(profile, placements))
 
     def names(self) -> tuple[str, ...]:
         """What a layout may call it: its id, full name or short name."""
@@ -294,8 +344,17 @@ def _pack(
     return pack(_geometries(table), taken, [(info.geometry, spec.placement) for spec, info in new])
 
 
-def _suggest(table: Sequence[OfferedProfile], infos: list[OfferedProfile], slices: int) -> list[str]:
-    """Close layouts that fit: one GI fewer, or one GI one size smaller."""
+def _impossible(
+    reason: str, gpu: int, table: Sequence[OfferedProfile], infos: list[OfferedProfile], slices: int
+) -> LayoutError:
+    """A LayoutError for ``reason``, with the close layouts that fit, each drawn on the GPU."""
+    suggested = _suggest(table, infos, slices)
+    maps = [layout_map(_geometries(table), list(names), gpu=gpu) for names in suggested]
+    return LayoutError(reason, ["[" + ", ".join(names) + "]" for names in suggested], maps=maps)
+
+
+def _suggest(table: Sequence[OfferedProfile], infos: list[OfferedProfile], slices: int) -> list[tuple[str, ...]]:
+    """Close layouts that fit: one GI fewer, or one GI one size smaller (each its profiles' names)."""
     smaller = sorted(table, key=lambda info: (-info.geometry.size, -info.profile.memory_gib))
     candidates: list[list[OfferedProfile]] = []
     for position, info in enumerate(infos):
@@ -312,7 +371,7 @@ def _suggest(table: Sequence[OfferedProfile], infos: list[OfferedProfile], slice
             continue
         seen.add(names)
         if feasible(_geometries(table), _geometries(candidate), slices):
-            found.append("[" + ", ".join(names) + "]")
+            found.append(names)
         if len(found) == 3:
             break
     return found
@@ -340,7 +399,8 @@ def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: NodeState) ->
         destroy(current)
         if mode.current or mode.pending:
             steps.append(Step("disable-mig", gpu))
-        return GpuPlan(gpu, (), tuple(current), (), tuple(steps))
+        before = _drawn(gpu, state, current, "before") if mode.current else None
+        return GpuPlan(gpu, (), tuple(current), (), tuple(steps), before=before)
     if not mode.current and not mode.pending:
         steps.append(Step("enable-mig", gpu))
     table = state.tables.get(gpu)
@@ -361,7 +421,7 @@ def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: NodeState) ->
     infos = [info for _, info in resolved]
     problem = limits_problem(_geometries(infos), slices)
     if problem is not None:
-        raise LayoutError(f"GPU {gpu}: {problem}", _suggest(table, infos, slices))
+        raise _impossible(f"GPU {gpu}: {problem}", gpu, table, infos, slices)
 
     # Keep what matches (explicit placements first, so a floating spec cannot take their GI).
     remaining = list(current)
@@ -390,7 +450,7 @@ def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: NodeState) ->
         packing = _pack(table, keep, new)
     starts = packing.starts
     if starts is None:
-        raise LayoutError(f"GPU {gpu}: no arrangement fits: {packing.why}", _suggest(table, infos, slices))
+        raise _impossible(f"GPU {gpu}: no arrangement fits: {packing.why}", gpu, table, infos, slices)
     destroy(remaining)
     created = [attrs.evolve(spec, placement=start) for (spec, _), start in zip(new, starts)]
     with_default = [gi for gi in created if gi.cis is None]
@@ -410,7 +470,29 @@ def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: NodeState) ->
             if spec.cis:
                 ordered = sorted(spec.cis, key=lambda ci: -_ci_slices(ci))
                 steps.append(Step("create-ci", gpu, profiles=tuple(ordered), gi_start=spec.placement))
-    return GpuPlan(gpu, tuple(gi for gi, _ in keep), tuple(remaining), tuple(created), tuple(steps))
+    kept = tuple(gi for gi, _ in keep)
+    return GpuPlan(
+        gpu,
+        kept,
+        tuple(remaining),
+        tuple(created),
+        tuple(steps),
+        before=_drawn(gpu, state, current, "before") if mode.current else None,
+        after=_drawn(gpu, state, kept, "after", created),
+    )
+
+
+def _drawn(
+    gpu: int, state: NodeState, gis: Sequence[GpuInstance], title: str, planned: Sequence[GiSpec] = ()
+) -> SliceMap | None:
+    """GPU ``gpu`` with the GPU instances ``gis`` (as read, with their compute instances) and the ``planned``
+    ones (placed), drawn on its profile table; None if the driver listed none."""
+    table = state.tables.get(gpu)
+    if not table:
+        return None
+    held = {gi.id for gi in gis}
+    cis = [ci for ci in state.cis if ci.gpu == gpu and ci.gi in held]
+    return build_map(gpu, _geometries(table), gis, cis, planned=planned, title=title)
 
 
 def _plan(layout: Layout, state: NodeState) -> Plan:
@@ -1026,6 +1108,7 @@ def _apply(changes: _Changes, layout: Layout, first: Plan) -> ApplyResult:
             raise LayoutError(
                 f"{error.reason} (found once MIG was on: with MIG off this driver lists no profiles)",
                 error.suggestions,
+                maps=error.suggestion_maps,
             ) from error
         changes.run(rest_plan.steps)
         waiting = {change.gpu for change in changes.pending}

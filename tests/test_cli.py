@@ -80,8 +80,10 @@ def test_seed_walkthrough_through_the_cli(run: Any) -> None:
     assert run("create-ci", "--gi", "1", "0", "0", "-i", "0").returncode == 0
     assert run("create-ci", "--gi", "2", "1c.2g.12gb", "1c.2g.12gb", "-i", "0").returncode == 0
     status = run("status")
-    assert status.stdout.splitlines()[:8] == [
+    assert status.stdout.splitlines()[:10] == [
         "GPU 0  NVIDIA A30  GPU-d8430827-89da-89df-1d70-bde0c9883859  MIG on",
+        "  |         2g.12gb GI 1          |         2g.12gb GI 2          |",
+        "  |     CI 0      :     CI 1      |     CI 0      :     CI 1      |",
         "  GI 1  MIG 2g.12gb      profile 5   placement 0:2",
         "    CI 0  MIG 1c.2g.12gb   placement 0:1  MIG-89b757f7-3c4c-5b1c-9476-a11b14aa9308",
         "    CI 1  MIG 1c.2g.12gb   placement 1:1  MIG-bdf043cc-8668-599c-95b0-5b640d416440",

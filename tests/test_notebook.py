@@ -24,6 +24,17 @@ def check_outputs(html: list[str], text: str) -> None:
     assert "<td>2:2</td>" in gis_table
     assert SEED_LINE in text
     assert any("MIG-6f79e1f8-f1ed-5121-976a-4ff3f0df8634" in table for table in html)  # the status view
+    # The slice maps: the status as an SVG (the UUID in a compute instance's tooltip) and in ASCII, the plan's
+    # before and after, a LayoutError's suggestions, a layout drawn on another model.
+    statuses = [page for page in html if "<svg" in page and "<h4>GPU 0: NVIDIA A30" in page]
+    assert statuses
+    assert all(page.count('class="gi"') == 2 for page in statuses)
+    assert any("MIG-6f79e1f8-f1ed-5121-976a-4ff3f0df8634</title>" in page for page in statuses)
+    assert "  |         2g.12gb GI 1          |         2g.12gb GI 2          |" in text
+    assert "  |     CI 0      :     CI 1      |     CI 0      :     CI 1      |" in text
+    assert any("before: GPU 0" in page and "after: GPU 0" in page for page in html)
+    assert any(page.startswith("<p><strong>LayoutError</strong>") and "suggested: GPU 0" in page for page in html)
+    assert any("NVIDIA H100 80GB HBM3" in page and page.startswith("<svg") for page in html)
 
 
 def test_walkthrough_cells_run_in_process() -> None:
