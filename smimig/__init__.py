@@ -90,6 +90,8 @@ if TYPE_CHECKING:  # the exported names of submodules, one a line: the package's
     from smimig.runner import RunResult as RunResult
     from smimig.runner import SshRunner as SshRunner
     from smimig.runner import SubprocessRunner as SubprocessRunner
+    from smimig.slice_map import SliceMap as SliceMap
+    from smimig.slice_map import layout_map as layout_map
     from smimig.testing import FakeRunner as FakeRunner
 
 
@@ -132,6 +134,7 @@ _SUBMODULES = frozenset(
         "planner",
         "runner",
         "sim",
+        "slice_map",
         "testing",
     )
 )

@@ -73,6 +73,7 @@ PUBLIC = [
     "RemoteError",
     "RunResult",
     "Runner",
+    "SliceMap",
     "Smi",
     "SmimigError",
     "SshRunner",
@@ -91,6 +92,7 @@ PUBLIC = [
     "doctor",
     "enable_mig",
     "export",
+    "layout_map",
     "lease",
     "leases",
     "list_ci_placements",
@@ -123,7 +125,7 @@ def test_every_function_at_the_root_is_a_method_of_smi() -> None:
     functions = [
         name
         for name in PUBLIC
-        if name[0].islower() and name not in {"cuda_visible_devices", "device_env", "simulate", "use"}
+        if name[0].islower() and name not in {"cuda_visible_devices", "device_env", "layout_map", "simulate", "use"}
     ]
     assert [name for name in functions if not callable(getattr(smimig.Smi, name, None))] == []
 
