@@ -337,7 +337,8 @@ def test_two_nodes_apply_repeat_check_and_facts(fleet: Fleet) -> None:
     for node in fleet.nodes:
         assert sorted(gi.short_name for gi in node.smi().list_gis(0)) == ["1g.5gb", "1g.5gb", "2g.10gb", "3g.20gb"]
         calls = node.calls.read_text().splitlines()
-        assert calls and all(line.startswith("0 root ") for line in calls)  # through sudo: become honoured
+        assert calls
+        assert all(line.startswith("0 root ") for line in calls)  # through sudo: become honoured
     again = fleet.play(APPLY)
     assert again.returncode == 0, failed_output(again)
     assert "changed: [node" not in again.stdout
