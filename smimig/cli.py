@@ -221,8 +221,8 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  # one statement per 
             sub.add_argument("--dry-run", action="store_true", help="plan only, change nothing")
             sub.add_argument("--force", action="store_true", help="destroy instances even if processes run on them")
     sub = command("export", "the current state as a layout file (apply it to get back here)")
-    sub.add_argument("--format", choices=("yaml", "json", "mig-parted"), default="yaml")
-    sub.add_argument("--name", default="smimig", help="the config name, with --format mig-parted")
+    sub.add_argument("--format", choices=("yaml", "json", "mig-parted", "gpu-operator"), default="yaml")
+    sub.add_argument("--name", default="smimig", help="the config name, with --format mig-parted or gpu-operator")
     sub = command("doctor", "pre-flight check: driver, MIG mode and why it is pending, rights, parsing")
     sub.add_argument("--save-dir", type=Path, metavar="DIR", help="where to save output smimig cannot parse")
     command("leases", "the leases in the ledger: each device, its holder, and whether the holder still runs")
@@ -345,6 +345,8 @@ def _run(options: argparse.Namespace, smi: smimig.Smi) -> object:  # noqa: PLR09
             return _Text(layout.to_json().rstrip("\n"))
         if options.format == "mig-parted":
             return _Text(layout.to_mig_parted_yaml(options.name).rstrip("\n"))
+        if options.format == "gpu-operator":  # a ConfigMap for NVIDIA's GPU operator, and the node label to set
+            return _Text(layout.to_gpu_operator_yaml(options.name).rstrip("\n"))
         return _Text(layout.to_yaml().rstrip("\n"))
     if command == "leases":
         listing = smi.leases()

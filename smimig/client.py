@@ -34,6 +34,7 @@ from smimig.models import (
     MigMode,
     MigModeChange,
     OperationOutput,
+    PciDeviceId,
 )
 from smimig.runner import DEFAULT_TIMEOUT, Runner, RunResult, SubprocessRunner
 
@@ -347,6 +348,17 @@ class Smi:
         Command line equivalent: ``nvidia-smi --query-gpu=index,pci.device_id --format=csv,noheader``
         """
         return {row.gpu: row.device_id for row in self.read(commands.PCI_DEVICE_IDS, gpu)}
+
+    def pci_ids(self, gpu: Ids = None) -> Listing[PciDeviceId]:
+        """Each GPU's PCI device id and subsystem id, what mig-parted's ``device-filter`` selects by
+        (``0x20B010DE``, or ``0x20B010DE:0x134F10DE`` for one board of it).
+
+        >>> smimig.Smi(runner=smimig.sim.SimulatedRunner("H100-80GB")).pci_ids()
+        [PciDeviceId(gpu=0, device_id='0x233010DE', subsystem_id='0x16C110DE')]
+
+        Command line equivalent: ``nvidia-smi --query-gpu=index,pci.device_id,pci.sub_device_id --format=csv,noheader``
+        """
+        return self.read(commands.PCI_IDS, gpu)
 
     def list_processes(self, gpu: Ids = None) -> Listing[GpuProcess]:
         """The processes running on the GPUs, with the GPU and compute instance each runs in.

@@ -30,6 +30,11 @@ The registry, as :func:`describe` prints it::
         nothing found: -
         verified on: no recording (synthetic fixtures only)
         doctor's self-check: left out
+    PCI ids: nvidia-smi [-i N] --query-gpu=index,pci.device_id,pci.sub_device_id --format=csv,noheader
+        parser: parse_pci_ids
+        nothing found: -
+        verified on: no recording (synthetic fixtures only)
+        doctor's self-check: left out
     GPU instance profiles: nvidia-smi mig [-i N] -lgip
         parser: parse_gi_profiles
         nothing found: No MIG-enabled devices found.
@@ -110,6 +115,7 @@ __all__ = [
     "MIG_DEVICES",
     "MIG_MODE",
     "PCI_DEVICE_IDS",
+    "PCI_IDS",
     "PROCESSES",
     "Command",
     "Selector",
@@ -231,6 +237,15 @@ PCI_DEVICE_IDS: Command[PciDeviceId] = Command(
     selectors=("-i",),
     self_check=False,  # read only for a mig-parted export; the doctor checks what MIG work reads
 )
+PCI_IDS: Command[PciDeviceId] = Command(
+    "PCI ids",
+    "pci_ids",
+    parsers.parse_pci_ids,
+    prefix=(),
+    suffix=("--query-gpu=" + ",".join(parsers.PCI_ID_FIELDS), _CSV),
+    selectors=("-i",),
+    self_check=False,  # read only to resolve a mig-parted config; the doctor checks what MIG work reads
+)
 GI_PROFILES: Command[GpuInstanceProfile] = Command(
     "GPU instance profiles",
     "list_gi_profiles",
@@ -313,6 +328,7 @@ COMMANDS: tuple[Command[Any], ...] = (
     GPUS,
     MIG_MODE,
     PCI_DEVICE_IDS,
+    PCI_IDS,
     GI_PROFILES,
     GI_PLACEMENTS,
     GIS,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -45,6 +46,8 @@ MAX_GIS_PER_GPU = 16
 """GPU instances per GPU: no GPU holds more than 7 (8 on a grid of 8 slices); more is refused at once."""
 MAX_CIS_PER_GI = 8
 """Compute instances per GPU instance: at most one per compute slice (7)."""
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_DNS_NAME = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?")
 MAX_FILE_BYTES = 1024 * 1024
 """A layout or mig-parted file larger than this is refused unread (NVIDIA's default config is 11 kB)."""
 
@@ -242,14 +245,15 @@ class Layout:
 
     @classmethod
     def loads(cls, text: str, *, config: str | None = None, devices: Sequence[MigPartedDevice] = ()) -> Layout:
-        """From JSON or YAML text; a mig-parted config needs ``config`` and the node's ``devices``.
+        """From JSON or YAML text; a mig-parted file needs the node's ``devices`` and, if it has several configs,
+        ``config``.
 
         Read strictly and within bounds: a key given twice, a YAML alias (``*name``: the root of "billion
         laughs"), nesting deeper than a layout has, or more than :data:`MAX_FILE_BYTES` raise
         :class:`LayoutError` at once.
         """
         data = load_data(text)
-        if isinstance(data, Mapping) and "mig-configs" in data:
+        if isinstance(data, Mapping) and ("mig-configs" in data or "version" in data):
             return resolve_mig_parted(data, config, devices)
         if config is not None:
             raise LayoutError("config= names a mig-parted config, but this is not a mig-parted file")
@@ -263,11 +267,12 @@ class Layout:
     def to_mig_parted(self, name: str = "smimig") -> dict[str, Any]:
         """As a mig-parted config (``version: v1``) named ``name``.
 
-        mig-parted counts profiles per device: it cannot say where an instance starts, nor give a GPU
-        instance compute instances of more than one kind. Placements are dropped (mig-parted and the driver
-        choose); a GPU instance whose compute instances are all of one smaller profile becomes that
-        profile's count (``"1c.3g.20gb": 3``, which mig-parted packs into GIs in turn); any other mix raises
-        :class:`LayoutError`.
+        mig-parted counts profiles per device and packs the counts into GPU instances itself
+        (:func:`pack_mig_parted_counts`): it cannot say where an instance starts, and a GPU instance's compute
+        instances only as the counts pack. Placements are dropped (mig-parted and the driver choose); compute
+        instances become counts of their profiles (``"2c.4g.20gb": 1, "1c.4g.20gb": 2`` is one 4g.20gb GI holding
+        all three); a layout whose counts mig-parted would pack otherwise (two 3g.20gb GIs of two 1c CIs each:
+        mig-parted makes three and one) raises :class:`LayoutError` saying what mig-parted would build.
         """
         entries = []
         for gpu, gis in self.gpus.items():
@@ -277,13 +282,76 @@ class Layout:
                 for gi in gis:
                     for key in _mig_parted_keys(gi):
                         counts[key] = counts.get(key, 0) + 1
+                packed = pack_mig_parted_counts(list(counts.items()))
+                if sorted(map(_packing, packed)) != sorted(map(_packing, gis)):
+                    raise LayoutError(
+                        f"GPU {gpu}: mig-parted cannot say this layout: its counts "
+                        f"{', '.join(f'{key}: {count}' for key, count in counts.items())} make "
+                        f"{', '.join(map(str, packed))} instead"
+                    )
                 entry["mig-devices"] = counts
             entries.append(entry)
-        return {"version": "v1", "mig-configs": {name: entries}}
+        return {"version": MIG_PARTED_VERSION, "mig-configs": {name: entries}}
 
     def to_mig_parted_yaml(self, name: str = "smimig") -> str:
         """:meth:`to_mig_parted` as YAML text (needs PyYAML)."""
         return str(_yaml().safe_dump(self.to_mig_parted(name), sort_keys=False))
+
+    def to_gpu_operator_yaml(
+        self, name: str = "smimig", *, configmap: str = "smimig-mig-parted-config", namespace: str = "gpu-operator"
+    ) -> str:
+        """What NVIDIA's Kubernetes GPU operator needs to adopt this layout: a ConfigMap whose ``config.yaml`` (the
+        key the operator's MIG manager reads) holds it as mig-parted config ``name``, beside ``all-disabled`` (the
+        config the operator labels new nodes with by default); comments say how to apply it with kubectl and the
+        node label, ``nvidia.com/mig.config=NAME``, that selects it.
+
+        >>> print(Layout({0: ["3g.20gb"]}).to_gpu_operator_yaml("lab"))  # doctest: +ELLIPSIS
+        # NVIDIA GPU operator: ...
+        #   kubectl label node NODE nvidia.com/mig.config=lab --overwrite
+        ...
+        data:
+          config.yaml: |
+            version: v1
+            mig-configs:
+              lab:
+              - devices:
+                - 0
+                mig-enabled: true
+                mig-devices:
+                  3g.20gb: 1
+              all-disabled:
+              - devices: all
+                mig-enabled: false
+        <BLANKLINE>
+        """
+        for what, value, pattern in (
+            ("a label value (the config name)", name, _LABEL_VALUE),
+            ("a ConfigMap name", configmap, _DNS_NAME),
+            ("a namespace", namespace, _DNS_NAME),
+        ):
+            if not pattern.fullmatch(value):
+                raise LayoutError(f"not {what} Kubernetes accepts: {value!r}")
+        data = self.to_mig_parted(name)
+        data["mig-configs"].setdefault("all-disabled", [{"devices": "all", "mig-enabled": False}])
+        config = str(_yaml().safe_dump(data, sort_keys=False))
+        lines = [
+            "# NVIDIA GPU operator: this node's MIG layout as mig-parted config "
+            f"'{name}', for the operator's MIG manager.",
+            "#   kubectl apply -f THIS_FILE",
+            "#   kubectl patch clusterpolicies.nvidia.com/cluster-policy --type merge \\",
+            f'#     -p \'{{"spec": {{"migManager": {{"config": {{"name": "{configmap}"}}}}}}}}\'',
+            f"#   kubectl label node NODE nvidia.com/mig.config={name} --overwrite",
+            "# The MIG manager then applies it on NODE and sets nvidia.com/mig.config.state=success.",
+            "apiVersion: v1",
+            "kind: ConfigMap",
+            "metadata:",
+            f"  name: {configmap}",
+            f"  namespace: {namespace}",
+            "data:",
+            "  config.yaml: |",
+            *(f"    {line}" for line in config.splitlines()),
+        ]
+        return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
         parts = []
@@ -297,12 +365,17 @@ def _mig_parted_keys(gi: GiSpec) -> list[str]:
     name = short_profile_name(gi.profile)
     if gi.cis is None:
         return [name]
-    kinds = {short_profile_name(ci) for ci in gi.cis}
     if not gi.cis:
         raise LayoutError(f"{gi}: a GPU instance without compute instances cannot be said in mig-parted's format")
-    if len(kinds) > 1:
-        raise LayoutError(f"{gi}: mixed compute instance profiles cannot be said in mig-parted's format")
-    return [kinds.pop()] * len(gi.cis)
+    return [short_profile_name(ci) for ci in gi.cis]
+
+
+def _packing(gi: GiSpec) -> tuple[str, tuple[str, ...]]:
+    """A GPU instance as mig-parted tells them apart: its profile and its compute instances' profiles."""
+    profile = ProfileName.read(short_profile_name(gi.profile))
+    gi_name = profile.gpu_instance.short if profile is not None else short_profile_name(gi.profile)
+    cis = [gi_name] if gi.cis is None else [short_profile_name(ci) for ci in gi.cis]
+    return gi_name, tuple(sorted(cis))
 
 
 def read_file(path: str | os.PathLike[str]) -> str:
@@ -393,116 +466,289 @@ def _yaml() -> Any:  # noqa: ANN401  # the yaml module, untyped
 
 
 # -- mig-parted -------------------------------------------------------------------------------------
+#
+# NVIDIA mig-parted's config format, read as mig-parted reads it (github.com/NVIDIA/mig-parted, the file and
+# function each rule comes from in brackets). mig-parted converts the YAML to JSON and unmarshals it into Go
+# types, so a YAML null is Go's zero value where Go keeps one (a null ``mig-enabled`` is false, a null
+# ``device-filter`` no filter) and a wrong type is an error. fixtures/mig-parted/ holds mig-parted's own answers
+# for NVIDIA's published files and for every edge case below; tests/test_mig_parted_conformance.py compares.
+
+MIG_PARTED_VERSION = "v1"
+_ENTRY_FIELDS = frozenset({"device-filter", "devices", "mig-enabled", "mig-devices"})
+_GO_DIGITS = {"x": "0123456789abcdefABCDEF", "b": "01", "o": "01234567"}
 
 
 @attrs.frozen
 class MigPartedDevice:
-    """What a mig-parted config selects GPUs by: the index and the PCI device id (``0x20B010DE``)."""
+    """What a mig-parted config selects GPUs by: the index, the PCI device id (``0x20B010DE``) and, for a
+    ``device-filter`` of the form ``0xDEVICE:0xSUBSYSTEM``, the PCI subsystem id (``0x134F10DE``; None:
+    unknown, so such a filter selects nothing)."""
 
     index: int
     pci_device_id: str
+    pci_subsystem_id: str | None = None
 
 
-def _filters(value: object) -> list[str] | None:
-    """The PCI device ids an entry is narrowed to; None: no filter (as mig-parted reads an absent, ``""`` or
-    ``[]`` device-filter, pkg/types/device.go)."""
-    if value is None or value in ("", []):
+def _go_uint32(text: str) -> int | None:
+    """``strconv.ParseUint(text, 0, 32)`` as Go reads it (pkg/types/device.go): ``0x``/``0X`` hex, ``0b`` binary,
+    ``0o`` or a leading ``0`` octal, else decimal; ``_`` between digits; no sign, no spaces. None: an error."""
+    digits, base, prefixed = text, 10, False
+    if len(text) > 1 and text[0] == "0":
+        kind = text[1].lower()
+        prefixed = True
+        if kind in _GO_DIGITS:
+            digits, base = text[2:], {"x": 16, "b": 2, "o": 8}[kind]
+        else:
+            digits, base = text[1:], 8
+    allowed = {16: _GO_DIGITS["x"], 2: _GO_DIGITS["b"], 8: _GO_DIGITS["o"]}.get(base, "0123456789")
+    groups = digits.split("_")
+    if not digits or (groups[0] == "" and not prefixed):
         return None
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise LayoutError(f"device-filter is a PCI device id or a list of them, got {_shown(value)}")
-    return [item.upper().replace("0X", "0x") for item in items]
+    if any(group == "" for group in groups[1:]) or not all(c in allowed for group in groups for c in group):
+        return None
+    value = int("".join(groups) or "0", base)
+    return value if value < 2**32 else None
 
 
-def _mig_parted_gis(devices: Mapping[str, Any]) -> tuple[GiSpec, ...]:
-    gis: list[GiSpec] = []
-    for key, count in devices.items():
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise LayoutError(
-                f"mig-devices: the count of {_shown(key)} must be a non-negative int, got {_shown(count)}"
-            )
-        if count > MAX_GIS_PER_GPU * MAX_CIS_PER_GI:  # checked before anything is expanded
-            raise LayoutError(f"mig-devices: {count} x {_shown(key)} is more than any GPU holds")
-        name = ProfileName.read(str(key))
-        if name is None or name.compute_slices is None:
-            gis.extend(GiSpec.parse(str(key)) for _ in range(count))
+def _device_id(text: str) -> tuple[int, int | None] | None:
+    """``types.NewDeviceIDFromString``: ``DEVICEVENDOR`` or ``DEVICEVENDOR:SUBDEVICESUBVENDOR``; None when Go
+    fails to read it (mig-parted then matches the filter against a zero id: it selects nothing)."""
+    parts = text.split(":")
+    if len(parts) > 2:
+        return None
+    device = _go_uint32(parts[0])
+    subsystem = _go_uint32(parts[1]) if len(parts) == 2 else None
+    if device is None or (len(parts) == 2 and subsystem is None):
+        return None
+    return device, subsystem
+
+
+def _filter_selects(filters: tuple[str, ...], device: MigPartedDevice) -> bool:
+    """``MigConfigSpec.MatchesDeviceFilter`` (api/spec/v1/helpers.go) and ``DeviceID.Matches``: no filter matches
+    every GPU; a filter with a subsystem id matches on both ids."""
+    if not filters:
+        return True
+    hardware = _device_id(device.pci_device_id)
+    subsystem = _device_id(device.pci_subsystem_id) if device.pci_subsystem_id else None
+    for text in filters:
+        wanted = _device_id(text)
+        if wanted is None or hardware is None or wanted[0] != hardware[0]:
             continue
-        # "1c.3g.20gb": n compute instances, packed into 3g.20gb GPU instances in turn, as mig-parted does.
-        per_gi = name.gi_slices // name.compute_slices
-        if per_gi < 1:
-            raise LayoutError(f"mig-devices: {key!r} does not fit in its GPU instance")
-        remaining = count
-        while remaining > 0:
-            take = min(per_gi, remaining)
-            gis.append(GiSpec(name.gpu_instance.short, None, (str(key),) * take))
-            remaining -= take
-    return tuple(gis)
+        if wanted[1] is None or (subsystem is not None and wanted[1] == subsystem[0]):
+            return True
+    return False
 
 
-def resolve_mig_parted(  # noqa: PLR0912  # one check per rule of mig-parted's format, in its order
-    data: Mapping[str, Any], config: str | None, devices: Sequence[MigPartedDevice]
-) -> Layout:
-    """The layout that mig-parted config ``config`` gives the node's ``devices``.
+def _profile_format_problem(key: str) -> str | None:  # noqa: PLR0911  # one answer per rule of parseMigProfile
+    """go-nvlib's ``parseMigProfile``, the format check mig-parted makes of every ``mig-devices`` key: ``<g>g.<m>gb``
+    or ``<c>c.<g>g.<m>gb``, then ``+attr,attr`` or ``-attr,attr``. None: well formed."""
+    if not key:
+        return "the profile is empty"
+    plus, minus = key.split("+", 1), key.split("-", 1)
+    if len(plus) == 2 and len(minus) == 2:
+        return "both '+' and '-' attributes"
+    parts = plus if len(plus) == 2 else minus
+    fields = parts[0].split(".", 2)
+    if len(fields) not in (2, 3):
+        return "not <g>g.<memory>gb or <c>c.<g>g.<memory>gb"
+    for field, unit in zip(fields, ("c", "g", "gb")[3 - len(fields) :]):
+        number = field[: -len(unit)] if field.endswith(unit) else None
+        if number is None or not re.fullmatch(r"[+-]?[0-9]+", number):
+            return f"{field!r} is not <number>{unit}"
+    if len(parts) == 2:
+        attributes = parts[1].split(",")
+        if len(set(attributes)) != len(attributes):
+            return "an attribute given twice"
+        for attribute in attributes:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9.]*", attribute) or attribute.endswith("."):
+                return f"not an attribute: {attribute!r}"
+    return None
 
-    Each entry applies to ``devices: all`` or a list of indices, narrowed by ``device-filter`` (PCI device
-    ids, as in NVIDIA's default config); the first entry that selects a GPU wins. GPUs no entry selects are
-    left alone.
+
+@attrs.frozen
+class _Entry:
+    """One entry of a mig-parted config, checked: ``devices`` 'all' or indices, the filters, the mode, the counts."""
+
+    devices: str | tuple[int, ...]
+    filters: tuple[str, ...]
+    enabled: bool
+    counts: tuple[tuple[str, int], ...]
+
+
+def _go_int(value: object) -> int | None:
+    """A JSON number Go unmarshals into an int: an integer, or a float without a fraction (YAML ``2.0``)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _entry(config: str, number: int, entry: object) -> _Entry:  # noqa: PLR0912  # one rule per field of spec.go
+    """``MigConfigSpec.UnmarshalJSON`` (api/spec/v1/spec.go)."""
+    where = f"mig-parted config {config!r}, entry {number + 1}"
+    if not isinstance(entry, Mapping):
+        raise LayoutError(f"{where}: an entry is a mapping with 'devices' and 'mig-enabled', got {_shown(entry)}")
+    for required in ("devices", "mig-enabled"):
+        if required not in entry:
+            raise LayoutError(f"{where}: missing required field {required!r}")
+    unknown = sorted(str(key) for key in set(entry) - _ENTRY_FIELDS)
+    if unknown:
+        raise LayoutError(f"{where}: unexpected field(s): {', '.join(unknown)}")
+    raw_filter = entry.get("device-filter")
+    if raw_filter is None or isinstance(raw_filter, str):  # null is Go's "": no filter, as "" and [] are
+        filters: tuple[str, ...] = (raw_filter,) if raw_filter else ()
+    elif isinstance(raw_filter, list) and all(item is None or isinstance(item, str) for item in raw_filter):
+        filters = tuple(item or "" for item in raw_filter)
+    else:
+        raise LayoutError(f"{where}: 'device-filter' is a PCI device id or a list of them, got {_shown(raw_filter)}")
+    raw_devices = entry["devices"]
+    if raw_devices == "all":
+        devices: str | tuple[int, ...] = "all"
+    elif isinstance(raw_devices, list) and all(item is None or _go_int(item) is not None for item in raw_devices):
+        devices = tuple(_go_int(item) or 0 for item in raw_devices)  # a null in Go's []int is 0
+    else:
+        raise LayoutError(f"{where}: 'devices' is 'all' or a list of GPU indices, got {_shown(raw_devices)}")
+    enabled = entry["mig-enabled"]
+    if enabled is None:
+        enabled = False  # Go leaves a bool it unmarshals null into as it was: false
+    if not isinstance(enabled, bool):  # "false" is a non-empty string: read loosely it would turn MIG on
+        raise LayoutError(f"{where}: 'mig-enabled' is true or false (a YAML boolean), got {_shown(enabled)}")
+    raw_counts = entry.get("mig-devices")
+    if raw_counts is not None and not isinstance(raw_counts, Mapping):
+        raise LayoutError(f"{where}: 'mig-devices' is a mapping of profile to count, got {_shown(raw_counts)}")
+    counts: list[tuple[str, int]] = []
+    for key, raw in (raw_counts or {}).items():
+        count = 0 if raw is None else _go_int(raw)
+        problem = _profile_format_problem(key) if isinstance(key, str) else "not a profile name"
+        if problem is not None:
+            raise LayoutError(f"{where}: 'mig-devices' key {_shown(key)}: {problem}")
+        if count is None or count < 0:
+            raise LayoutError(f"{where}: the count of {key!r} is a non-negative integer, got {_shown(raw)}")
+        counts.append((key, count))
+    if counts and not any(count for _, count in counts):
+        raise LayoutError(f"{where}: all counts in 'mig-devices' are 0")
+    if enabled and raw_counts is None:
+        raise LayoutError(f"{where}: 'mig-enabled: true' needs 'mig-devices' ({{}} for no instances)")
+    if not enabled and counts:
+        raise LayoutError(f"{where}: 'mig-devices' given with 'mig-enabled: false'")
+    return _Entry(devices, filters, enabled, tuple((key, count) for key, count in counts if count))
+
+
+def read_mig_parted(data: object) -> dict[str, tuple[_Entry, ...]]:
+    """Every config of a mig-parted file, checked as a whole as mig-parted checks it (``Spec.UnmarshalJSON``): a
+    bad entry in any config makes the file unreadable, whichever config is asked for.
+
+    Raises:
+        LayoutError: the file breaks a rule of the format; it names the config and entry.
     """
-    if data.get("version") != "v1":
-        raise LayoutError(f"unknown mig-parted config version {data.get('version')!r} (expected 'v1')")
-    configs = data.get("mig-configs")
-    if not isinstance(configs, Mapping) or not configs:
-        raise LayoutError("a mig-parted config needs a non-empty 'mig-configs' mapping")
+    if not isinstance(data, Mapping):
+        raise LayoutError(f"a mig-parted file is a mapping with 'version' and 'mig-configs', got {_shown(data)}")
+    if "version" not in data and data:
+        raise LayoutError("a mig-parted file needs a 'version' field")
+    if data.get("version") != MIG_PARTED_VERSION:
+        raise LayoutError(f"unknown mig-parted config version {_shown(data.get('version'))} (expected 'v1')")
+    unknown = sorted(str(key) for key in set(data) - {"version", "mig-configs"})
+    if unknown:
+        raise LayoutError(f"unexpected field(s) in the mig-parted file: {', '.join(unknown)}")
+    configs = data.get("mig-configs", {})
+    if "mig-configs" in data and not configs:
+        raise LayoutError("at least one config is required in 'mig-configs'")
+    if not isinstance(configs, Mapping):
+        raise LayoutError(f"'mig-configs' is a mapping of config name to entries, got {_shown(configs)}")
+    result: dict[str, tuple[_Entry, ...]] = {}
+    for name, entries in configs.items():
+        key = str(name).lower() if isinstance(name, bool) else str(name)  # JSON keys are strings
+        if entries is not None and not isinstance(entries, list):
+            raise LayoutError(f"mig-parted config {key!r} is a list of entries, got {_shown(entries)}")
+        if not entries:
+            raise LayoutError(f"mig-parted config {key!r} needs at least one entry")
+        result[key] = tuple(_entry(key, number, entry) for number, entry in enumerate(entries))
+    return result
+
+
+def _attributes(name: ProfileName) -> str:
+    return ",".join(extension[1:] for extension in name.extensions if extension.startswith("+"))
+
+
+def pack_mig_parted_counts(counts: Sequence[tuple[str, int]]) -> tuple[GiSpec, ...]:
+    """The GPU instances mig-parted creates for ``mig-devices`` counts, in order (pkg/mig/config/config.go,
+    ``SetMigConfig``): profiles sorted as ``Flatten`` sorts them; a compute instance goes into the GPU instance
+    created last when that is of its GPU instance profile and has compute slices left, else into a new one.
+
+    >>> [str(gi) for gi in pack_mig_parted_counts([("2c.4g.20gb", 1), ("1c.4g.20gb", 2), ("1g.5gb", 2)])]
+    ['4g.20gb[2c.4g.20gb,1c.4g.20gb,1c.4g.20gb]', '1g.5gb', '1g.5gb']
+
+    (mig-parted tries other orders when the driver refuses this one; smimig's planner searches placements instead.)
+    """
+    flattened: list[tuple[ProfileName, str]] = []
+    for key, count in counts:
+        name = ProfileName.read(key)
+        if name is None or name.gi_slices < 1 or name.slices < 1 or name.slices > name.gi_slices:
+            raise LayoutError(f"mig-devices: {key!r} is not a MIG profile of any GPU")
+        if count > MAX_GIS_PER_GPU * MAX_CIS_PER_GI:  # checked before anything is expanded
+            raise LayoutError(f"mig-devices: {count} x {key!r} is more than any GPU holds")
+        flattened += [(name, name.short)] * count
+    # MigConfig.Flatten's order (pkg/types/mig_config.go): more GPU slices first, then more compute slices, then
+    # the attributes in descending order ("+me" before none); two stable sorts make that one order.
+    flattened.sort(key=lambda item: _attributes(item[0]), reverse=True)
+    flattened.sort(key=lambda item: (-item[0].gi_slices, -item[0].slices))
+    groups: list[tuple[ProfileName, list[str], int]] = []
+    for name, key in flattened:
+        gi = name.gpu_instance
+        if groups and groups[-1][0] == gi and groups[-1][2] + name.slices <= gi.gi_slices:
+            last = groups[-1]
+            groups[-1] = (gi, [*last[1], key], last[2] + name.slices)
+        else:
+            groups.append((gi, [key], name.slices))
+        if len(groups) > MAX_GIS_PER_GPU:
+            raise LayoutError(f"mig-devices: more than {MAX_GIS_PER_GPU} GPU instances; no GPU holds that many")
+    return tuple(GiSpec(gi.short) if cis == [gi.short] else GiSpec(gi.short, None, tuple(cis)) for gi, cis, _ in groups)
+
+
+def resolve_mig_parted(data: Mapping[str, Any], config: str | None, devices: Sequence[MigPartedDevice]) -> Layout:
+    """The layout that mig-parted config ``config`` gives the node's ``devices``, as ``nvidia-mig-parted apply``
+    would leave them.
+
+    The whole file is checked first (:func:`read_mig_parted`). ``config`` may be None when the file has one config.
+    Each entry applies, in order, to the GPUs its ``devices`` ('all' or indices; indices this node lacks select
+    nothing) and ``device-filter`` select; when several entries select a GPU the last one stands, as mig-parted
+    applies them in turn, and entries that disagree on MIG mode are an error, as mig-parted's apply fails on
+    them. Counts become GPU instances as :func:`pack_mig_parted_counts` packs them. GPUs no entry selects are
+    left alone.
+
+    >>> data = {"version": "v1", "mig-configs": {"lab": [
+    ...     {"devices": "all", "mig-enabled": True, "mig-devices": {"3g.20gb": 2}},
+    ...     {"devices": [1], "mig-enabled": True, "mig-devices": {"7g.40gb": 1}}]}}
+    >>> print(resolve_mig_parted(data, None, [MigPartedDevice(0, "0x20B010DE"), MigPartedDevice(1, "0x20B010DE")]))
+    GPU 0: 3g.20gb, 3g.20gb
+    GPU 1: 7g.40gb
+    """
+    configs = read_mig_parted(data)
     if config is None:
-        raise LayoutError(f"name the mig-parted config to use; this file has: {', '.join(sorted(configs))}")
+        if len(configs) != 1:
+            raise LayoutError(f"name the mig-parted config to use; this file has: {', '.join(sorted(configs))}")
+        config = next(iter(configs))
     if config not in configs:
         raise LayoutError(f"no mig-parted config {config!r}; this file has: {', '.join(sorted(configs))}")
-    entries = configs[config]
-    if not isinstance(entries, list) or not entries:
-        raise LayoutError(f"mig-parted config {config!r} must be a non-empty list of entries")
     if not devices:
         raise LayoutError("resolving a mig-parted config needs the node's GPUs (index and PCI device id)")
-    result: dict[int, GpuLayout] = {}
-    for entry in entries:
-        if not isinstance(entry, Mapping) or "devices" not in entry or "mig-enabled" not in entry:
-            raise LayoutError(f"each mig-parted entry needs 'devices' and 'mig-enabled': {entry!r}")
-        unknown = set(entry) - {"devices", "device-filter", "mig-enabled", "mig-devices"}
-        if unknown:
-            raise LayoutError(f"unexpected field(s) in mig-parted entry: {', '.join(sorted(unknown))}")
-        selected = entry["devices"]
-        if not isinstance(entry["mig-enabled"], bool):  # "false" is a non-empty string: it would turn MIG on
-            raise LayoutError(
-                f"mig-parted config {config!r}: 'mig-enabled' is true or false (a YAML boolean), "
-                f"got {_shown(entry['mig-enabled'])}"
-            )
-        if selected != "all" and (
-            not isinstance(selected, list)
-            or not selected
-            or not all(isinstance(index, int) and not isinstance(index, bool) and index >= 0 for index in selected)
-        ):
-            raise LayoutError(
-                f"mig-parted config {config!r}: 'devices' is 'all' or a list of GPU indices, got {_shown(selected)}"
-            )
-        known = {device.index for device in devices}
-        if selected != "all" and not set(selected) <= known:
-            missing = sorted(set(selected) - known)
-            raise LayoutError(
-                f"mig-parted config {config!r}: 'devices' names GPU {', '.join(map(str, missing))}, which this "
-                f"node does not have (it has {', '.join(map(str, sorted(known)))})"
-            )
-        filters = _filters(entry.get("device-filter"))
-        for device in devices:
-            if selected != "all" and (not isinstance(selected, list) or device.index not in selected):
+    chosen: dict[int, tuple[int, _Entry]] = {}
+    for number, entry in enumerate(configs[config]):
+        for device in sorted(devices, key=lambda device: device.index):
+            if entry.devices != "all" and device.index not in entry.devices:
                 continue
-            if filters is not None and device.pci_device_id.upper().replace("0X", "0x") not in filters:
+            if not _filter_selects(entry.filters, device):
                 continue
-            if device.index in result:
-                continue
-            if not entry["mig-enabled"]:
-                result[device.index] = None
-                continue
-            mig_devices = entry.get("mig-devices") or {}
-            if not isinstance(mig_devices, Mapping):
-                raise LayoutError(f"'mig-devices' is a mapping of profile to count: {mig_devices!r}")
-            result[device.index] = _mig_parted_gis(mig_devices)
-    return Layout(result)
+            earlier = chosen.get(device.index)
+            if earlier is not None and earlier[1].enabled != entry.enabled:
+                raise LayoutError(
+                    f"mig-parted config {config!r}: entries {earlier[0] + 1} and {number + 1} both select GPU "
+                    f"{device.index} and disagree on MIG mode (mig-parted's apply fails on that)"
+                )
+            chosen[device.index] = (number, entry)
+    return Layout(
+        {index: pack_mig_parted_counts(entry.counts) if entry.enabled else None for index, (_, entry) in chosen.items()}
+    )

@@ -89,6 +89,9 @@ class PciDeviceId:
 
     gpu: int
     device_id: str
+    subsystem_id: str | None = None
+    """From ``pci.sub_device_id`` when asked for (``0x16C110DE``), what mig-parted's ``0xDEVICE:0xSUBSYSTEM``
+    filters also match on."""
 
 
 class _ProfileNaming:

@@ -1132,11 +1132,11 @@ def load_layout(path: str | Path, *, config: str | None = None, smi: Smi | None 
     """A layout from a JSON/YAML file, or from a mig-parted config file and the name of one of its configs.
 
     A mig-parted config selects GPUs by index and PCI device id, so resolving one asks the node for them
-    (``--query-gpu=index,pci.device_id``).
+    (``--query-gpu=index,pci.device_id,pci.sub_device_id``).
     """
     text = read_file(path)
     if "mig-configs" not in text:
         return Layout.loads(text, config=config)
-    ids = (smi or default_client()).pci_device_ids()
-    devices = [MigPartedDevice(index, device_id) for index, device_id in ids.items()]
+    ids = (smi or default_client()).pci_ids()
+    devices = [MigPartedDevice(row.gpu, row.device_id, row.subsystem_id) for row in ids]
     return Layout.loads(text, config=config, devices=devices)

@@ -30,8 +30,6 @@ def mig_parted(entries: str) -> str:
         ("    - devices: 0\n      mig-enabled: false\n", "'devices' is 'all' or a list"),
         ("    - devices: [true]\n      mig-enabled: false\n", "'devices' is 'all' or a list"),
         ("    - devices: [0, '1']\n      mig-enabled: false\n", "'devices' is 'all' or a list"),
-        ("    - devices: []\n      mig-enabled: false\n", "'devices' is 'all' or a list"),
-        ("    - devices: [0, 7]\n      mig-enabled: false\n", "names GPU 7, which this node does not have"),
         (
             "    - devices: all\n      mig-enabled: true\n      mig-devices:\n        1g.6gb: 1000000000\n",
             "more than any GPU holds",
@@ -41,6 +39,14 @@ def mig_parted(entries: str) -> str:
 def test_mig_parted_entries_mean_what_they_say_or_are_refused(entry: str, message: str) -> None:
     with pytest.raises(LayoutError, match=message):
         Layout.loads(mig_parted(entry), config="lab", devices=A30S)
+
+
+@pytest.mark.parametrize(("devices", "selected"), [("[]", []), ("[0, 7]", [0])])
+def test_indices_the_node_lacks_select_nothing_as_mig_parted_reads_them(devices: str, selected: list[int]) -> None:
+    layout = Layout.loads(
+        mig_parted(f"    - devices: {devices}\n      mig-enabled: false\n"), config="lab", devices=A30S
+    )
+    assert list(layout.gpus) == selected
 
 
 @pytest.mark.parametrize("empty", ['""', "[]"])

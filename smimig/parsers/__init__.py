@@ -18,10 +18,12 @@ from smimig.parsers._common import (
 from smimig.parsers.devices import (
     MIG_MODE_FIELDS,
     PCI_DEVICE_ID_FIELDS,
+    PCI_ID_FIELDS,
     parse_gpu_list,
     parse_mig_devices,
     parse_mig_mode,
     parse_pci_device_ids,
+    parse_pci_ids,
     parse_processes,
 )
 from smimig.parsers.instances import parse_cis, parse_gis
@@ -46,6 +48,7 @@ __all__ = [
     "NO_MIG_DEVICES",
     "NO_MIG_ENABLED_DEVICES",
     "PCI_DEVICE_ID_FIELDS",
+    "PCI_ID_FIELDS",
     "is_empty_listing",
     "is_empty_message",
     "parse_ci_placements",
@@ -62,6 +65,7 @@ __all__ = [
     "parse_mig_devices",
     "parse_mig_mode",
     "parse_pci_device_ids",
+    "parse_pci_ids",
     "parse_processes",
     "parse_set_mig_mode",
 ]

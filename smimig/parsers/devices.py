@@ -16,7 +16,8 @@ becomes ``[MigMode(gpu=0, bus_id='00000000:17:00.0', current=True, pending=True)
 names (``--format=csv`` without ``noheader``) is read as the header and may name more columns.
 
 ``nvidia-smi --query-gpu=index,pci.device_id --format=csv,noheader``: ``0, 0x233010DE`` becomes
-``[PciDeviceId(gpu=0, device_id='0x233010DE')]``.
+``[PciDeviceId(gpu=0, device_id='0x233010DE')]``; with ``pci.sub_device_id`` as a third field, ``0, 0x233010DE,
+0x16C110DE`` becomes ``[PciDeviceId(gpu=0, device_id='0x233010DE', subsystem_id='0x16C110DE')]``.
 
 Plain ``nvidia-smi``: its "MIG devices:" box, one two-line record per MIG device, becomes
 ``MigDeviceUsage`` rows. Its columns are found by their headings, as drivers 470 to 545 print them
@@ -41,10 +42,12 @@ from smimig.parsers.tables import Box, read_boxes
 __all__ = [
     "MIG_MODE_FIELDS",
     "PCI_DEVICE_ID_FIELDS",
+    "PCI_ID_FIELDS",
     "parse_gpu_list",
     "parse_mig_devices",
     "parse_mig_mode",
     "parse_pci_device_ids",
+    "parse_pci_ids",
     "parse_processes",
 ]
 
@@ -158,22 +161,39 @@ def parse_mig_mode(text: str, fields: Sequence[str] = MIG_MODE_FIELDS) -> list[M
 
 PCI_DEVICE_ID_FIELDS = ("index", "pci.device_id")
 """The fields of the PCI device id query, in order."""
+PCI_ID_FIELDS = ("index", "pci.device_id", "pci.sub_device_id")
+"""The fields of the PCI ids query (device and subsystem id, what mig-parted's ``device-filter`` selects by)."""
 
 _PCI_DEVICE_ID = re.compile("0x[0-9A-Fa-f]{8}")
 
 
 def parse_pci_device_ids(text: str) -> list[PciDeviceId]:
     """Parse the CSV of ``--query-gpu=index,pci.device_id --format=csv,noheader`` (``0, 0x233010DE``)."""
+    return _parse_pci_rows(text, PCI_DEVICE_ID_FIELDS)
+
+
+def parse_pci_ids(text: str) -> list[PciDeviceId]:
+    """Parse the CSV of ``--query-gpu=index,pci.device_id,pci.sub_device_id --format=csv,noheader``
+    (``0, 0x233010DE, 0x16C110DE``: device and subsystem id, each vendor id last, as mig-parted writes them)."""
+    return _parse_pci_rows(text, PCI_ID_FIELDS)
+
+
+def _parse_pci_rows(text: str, fields: tuple[str, ...]) -> list[PciDeviceId]:
     ids = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        index, _, device_id = (part.strip() for part in line.partition(","))
-        if not _NUMBER.fullmatch(index) or not _PCI_DEVICE_ID.fullmatch(device_id):
-            raise ParseError("expected 'index, 0x…' in the PCI device id query", text, number)
-        ids.append(PciDeviceId(int(index), device_id))
+        cells = [part.strip() for part in line.split(",")]
+        if (
+            len(cells) != len(fields)
+            or not _NUMBER.fullmatch(cells[0])
+            or not all(_PCI_DEVICE_ID.fullmatch(cell) for cell in cells[1:])
+        ):
+            shape = ", ".join(["index", *(["0x…"] * (len(fields) - 1))])
+            raise ParseError(f"expected '{shape}' in the PCI id query", text, number)
+        ids.append(PciDeviceId(int(cells[0]), cells[1], cells[2] if len(cells) == 3 else None))
     if not ids:
-        raise ParseError("empty PCI device id query output", text)
+        raise ParseError("empty PCI id query output", text)
     return ids
 
 

@@ -96,6 +96,7 @@ class GpuModel:
     cuda: str
     style: str  # "545" or "580": which driver's column widths the renderers use
     pci_device_id: str  # as --query-gpu=pci.device_id prints it (NVIDIA's ids, as mig-parted's filters use)
+    pci_subsystem_id: str  # as --query-gpu=pci.sub_device_id prints it (mig-parted's 0xDEVICE:0xSUBSYSTEM filters)
     gi_profiles: tuple[GiProfile, ...]
     uuids: tuple[str, ...] = ()  # GPU UUIDs from recordings, used for the first GPUs
     bus_ids: tuple[str, ...] = ()
@@ -207,6 +208,7 @@ A30 = GpuModel(
     cuda="12.3",
     style="545",
     pci_device_id="0x20B710DE",
+    pci_subsystem_id="0x153210DE",
     gi_profiles=(
         _gi(14, "1g.6gb", 1, 1, (0, 1, 2, 3), 4, 5.81, 5952, (14, 1, 0, 1, 0, 0)),
         _gi(21, "1g.6gb+me", 1, 1, (0, 1, 2, 3), 1, 5.81, 5952, (14, 1, 0, 1, 1, 1)),
@@ -234,6 +236,7 @@ A30 = GpuModel(
         "the table and its MIG devices box, the create and mode messages, UUIDs and bus ids of four GPUs",
     ),
     inferred=(
+        "the PCI subsystem id (as NVIDIA's own board is commonly reported; no recording shows it)",
         "compute instance profiles inside 1g.6gb and 4g.24gb GIs (the seed shows 2g.12gb ones only)",
         "the Processes box with processes in it",
         "UUIDs and bus ids of GPUs beyond the seed's four",
@@ -250,6 +253,7 @@ H100 = GpuModel(
     cuda="13.0",
     style="580",
     pci_device_id="0x233010DE",
+    pci_subsystem_id="0x16C110DE",
     gi_profiles=(
         _gi(19, "1g.10gb", 1, 1, _ONE, 7, 9.75, 9984, (16, 1, 0, 1, 1, 0)),
         _gi(20, "1g.10gb+me", 1, 1, _ONE, 1, 9.75, 9984, (16, 1, 0, 1, 1, 1)),
@@ -265,6 +269,7 @@ H100 = GpuModel(
     recorded=(
         "driver 580 captures with MIG off (fixtures/h100-80gb-driver580): -L, -lgip, -lgipp, --query-gpu, the "
         "plain table (0 MiB used), the listing messages and exit codes, the GPU's UUID and bus id",
+        "the PCI subsystem id, 0x16C110DE (its nvidia-smi -q)",
     ),
     inferred=(
         "MIG device memory (memory_mib: GiB x 1024, see mib_of) and BAR1 (65535 MiB)",
@@ -284,6 +289,7 @@ A100_40GB = GpuModel(
     cuda="12.3",
     style="545",
     pci_device_id="0x20B010DE",
+    pci_subsystem_id="0x134F10DE",
     gi_profiles=(
         _gi(19, "1g.5gb", 1, 1, _ONE, 7, 4.75, 4864, (14, 0, 0, 1, 0, 0)),
         _gi(20, "1g.5gb+me", 1, 1, _ONE, 1, 4.75, 4864, (14, 1, 0, 1, 1, 1)),
@@ -299,6 +305,7 @@ A100_40GB = GpuModel(
         "(realdata/a100-40gb-figures.md): figures, not verbatim text",
     ),
     inferred=(
+        "the PCI subsystem id (as NVIDIA's own board is commonly reported; no recording shows it)",
         "every line of text: the driver 545 layout, driver 545.23.08 and CUDA 12.3",
         "1g.5gb+me placements {0,...,6}:1 (the -lgipp recording predates the profile)",
         "the 1g.10gb profile (id 15, 4 instances, placements {0,2,4,6}:2, figures as 2g.10gb's memory with one "
@@ -319,6 +326,7 @@ H200 = GpuModel(
     cuda="13.0",
     style="580",
     pci_device_id="0x233510DE",
+    pci_subsystem_id="0x18BE10DE",
     gi_profiles=(
         _gi(19, "1g.18gb", 1, 1, _ONE, 7, 16.00, mib_of(16.00), (16, 1, 0, 1, 1, 0)),
         _gi(20, "1g.18gb+me", 1, 1, _ONE, 1, 16.00, mib_of(16.00), (16, 1, 0, 1, 1, 1)),
@@ -336,6 +344,7 @@ H200 = GpuModel(
         "(placements), -lci, -lcip, --query-gpu, the plain table (143771 MiB, 700 W), UUID and bus id",
     ),
     inferred=(
+        "the PCI subsystem id (as NVIDIA's own board is commonly reported; no recording shows it)",
         "MIG device memory (memory_mib: GiB x 1024, see mib_of): 16384, 33280, 71424, 143360 MiB",
         "BAR1 (65535 MiB)",
         "everything in MIG mode: -lgi, -lci, -lcip with instances, the MIG devices box, the table's memory",
@@ -354,6 +363,7 @@ GH200 = GpuModel(
     cuda="12.4",
     style="545",
     pci_device_id="0x234210DE",
+    pci_subsystem_id="0x16EB10DE",
     gi_profiles=(
         _gi(19, "1g.12gb", 1, 1, _ONE, 7, 11.00, mib_of(11.00), (16, 1, 0, 1, 1, 0)),
         _gi(20, "1g.12gb+me", 1, 1, _ONE, 1, 11.00, mib_of(11.00), (16, 1, 0, 1, 1, 1)),
@@ -369,6 +379,7 @@ GH200 = GpuModel(
         "id, count, memory, SMs and engines; its 79 columns are driver 545's widths",
     ),
     inferred=(
+        "the PCI subsystem id (as NVIDIA's own board is commonly reported; no recording shows it)",
         "placements: the H100/H200 ones (same profile ids 19/20/15/14/9/5/0 and counts)",
         "the rest of driver 550's text laid out as driver 545's (only its -lgip is recorded)",
         "name as printed, total memory 97871 MiB, power cap 900 W, CUDA 12.4, BAR1",
@@ -387,6 +398,7 @@ B200 = GpuModel(
     cuda="13.0",
     style="580",
     pci_device_id="0x290110DE",
+    pci_subsystem_id="0x199910DE",
     gi_profiles=(
         # Recorded rows (b200-lgip-partial.txt):
         _gi(19, "1g.23gb", 1, 1, _ONE, 7, 22.00, mib_of(22.00), (18, 1, 0, 2, 1, 0)),
@@ -406,6 +418,7 @@ B200 = GpuModel(
         "(NVIDIA mig-parted's default config, device-filter 0x290110DE)",
     ),
     inferred=(
+        "the PCI subsystem id (as NVIDIA's own board is commonly reported; no recording shows it)",
         "rows 14 (2g.45gb), 9 (3g.90gb), 5 (4g.90gb), 0 (7g.180gb): their ids as on the H100/H200; memory "
         "44.25/89.00/89.00/178.00 GiB; SMs 36/68/72/148; CE 2 per compute slice (16 for 7g); DEC, JPEG as slices",
         "every placement (the H100/H200 scheme, recorded rows included)",
@@ -445,6 +458,7 @@ _RTX_RECORDED = (
     "BAR1 8327 MiB of a 1g MIG device, 64 MiB used per GPU instance, the 'Shared' headings",
 )
 _RTX_INFERRED = (
+    "the PCI subsystem id (as NVIDIA's own board is commonly reported; no recording shows it)",
     "MIG device memory of 2g and 4g GIs (mib_of) and their BAR1 (8327 MiB, as the 1g's)",
     "compute instance profiles and placements (e.g. 1c.2g.48gb+gfx; placements in compute slices)",
     "media: +me, +me.all and 4g GIs each own the OFA, one at a time; nothing else +me.all excludes is modelled",
@@ -461,6 +475,7 @@ RTX_PRO_6000 = GpuModel(
     cuda="13.0",
     style="580",
     pci_device_id="0x2BB510DE",
+    pci_subsystem_id="0x204E10DE",
     gi_profiles=_rtx_profiles(3),
     bus_ids=("00000000:17:00.0",),
     aliases=("RTX-PRO-6000-BLACKWELL", "RTX-PRO-6000-SE", "RTXPRO6000", "RTX-PRO-6000-GRID12"),
@@ -499,6 +514,7 @@ A100_80GB = GpuModel(
     cuda="11.7",
     style="545",
     pci_device_id="0x20B510DE",
+    pci_subsystem_id="0x153310DE",
     gi_profiles=(
         _gi(19, "1g.10gb", 1, 1, _ONE, 7, 9.50, mib_of(9.50), (14, 0, 0, 1, 0, 0)),
         _gi(20, "1g.10gb+me", 1, 1, _ONE, 1, 9.50, mib_of(9.50), (14, 1, 0, 1, 1, 1)),

@@ -53,7 +53,16 @@ _PERSISTENCE_WARNING = (
     "man page for more information. Run with [--help | -h] switch to get more information on how to enable "
     "persistence mode."
 )
-_QUERY_FIELDS = ("index", "name", "uuid", "pci.bus_id", "pci.device_id", "mig.mode.current", "mig.mode.pending")
+_QUERY_FIELDS = (
+    "index",
+    "name",
+    "uuid",
+    "pci.bus_id",
+    "pci.device_id",
+    "pci.sub_device_id",
+    "mig.mode.current",
+    "mig.mode.pending",
+)
 
 
 class _Usage(Exception):  # an answer, not an error of the simulator
@@ -191,6 +200,7 @@ def _query(node: Node, gpus: list[int], fields: list[str], csv_format: list[str]
             "uuid": node.gpu_uuid(gpu),
             "pci.bus_id": node.bus_id(gpu),
             "pci.device_id": node.model.pci_device_id,
+            "pci.sub_device_id": node.model.pci_subsystem_id,
             "mig.mode.current": "Enabled" if state.mig_current else "Disabled",
             "mig.mode.pending": "Enabled" if state.mig_pending else "Disabled",
         }
