@@ -370,7 +370,9 @@ def test_two_nodes_apply_repeat_check_and_facts(fleet: Fleet) -> None:
 
 @pytest.mark.slow
 def test_a_mig_parted_config_from_the_controller(fleet: Fleet) -> None:
-    shutil.copy(ROOT / "fixtures" / "mig-parted" / "config-default.yaml", fleet.root / "config-default.yaml")
+    from tests.test_catalog import ALL_BALANCED  # noqa: PLC0415  # a balanced config per model, by PCI id
+
+    (fleet.root / "config-default.yaml").write_text(ALL_BALANCED, encoding="utf-8")
     result = fleet.play(
         """
 - hosts: gpu_nodes

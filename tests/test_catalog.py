@@ -167,8 +167,8 @@ def test_ci_profiles_keep_the_suffix() -> None:
     ]
 
 
-# NVIDIA's default mig-parted config (deployments/systemd/config-default.yaml), its "all-balanced" entries for
-# the simulated models, as shipped.
+# A balanced layout for each simulated model, in mig-parted's format and selected by PCI device id as NVIDIA's
+# default config's "all-balanced" selects them (two of the smallest profile, one 2g, one 3g where it fits).
 ALL_BALANCED = """\
 version: v1
 mig-configs:

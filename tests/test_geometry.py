@@ -36,6 +36,7 @@ from smimig.models import ComputeInstanceProfile, GpuInstanceProfile
 from smimig.sim import SimulatedRunner
 from smimig.sim.catalog import MODELS, GpuModel, ci_profiles_for
 from tests.fixtures import FIXTURES
+from tests.nvidia_files import default_config
 from tests.oracle import fits, multisets
 
 # -- the grammar over every name NVIDIA ships ---------------------------------------------------------
@@ -47,10 +48,12 @@ def recorded_names() -> list[str]:
     for path in FIXTURES.rglob("*"):
         if path.suffix in (".txt", ".stdout"):
             names.update(re.findall(r"MIG [0-9]\S*", path.read_text(encoding="utf-8")))
-    config = yaml.safe_load((FIXTURES / "mig-parted" / "config-default.yaml").read_text(encoding="utf-8"))
-    for entries in config["mig-configs"].values():
-        for entry in entries:
-            names.update(entry.get("mig-devices") or {})
+    nvidia = default_config()  # NVIDIA's file, where shared/ provides it (tests/nvidia_files.py)
+    if nvidia is not None:
+        config = yaml.safe_load(nvidia.read_text(encoding="utf-8"))
+        for entries in config["mig-configs"].values():
+            for entry in entries:
+                names.update(entry.get("mig-devices") or {})
     return sorted(names)
 
 

@@ -26,6 +26,7 @@ from smimig.layout import (
     resolve_mig_parted,
     short_profile_name,
 )
+from tests.nvidia_files import MISSING, default_config
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mig-parted"
 SUITES = {
@@ -35,7 +36,10 @@ SUITES = {
 
 @functools.cache
 def published(file: str) -> Any:  # the file's data, read once: 81 configs resolve from it
-    return load_data((FIXTURES / file).read_text(encoding="utf-8"))
+    path = default_config() if file == "config-default.yaml" else FIXTURES / file
+    if path is None:
+        pytest.skip(MISSING)
+    return load_data(path.read_text(encoding="utf-8"))
 
 
 def resolve(file: str, case_id: str, config: str | None, devices: list[MigPartedDevice]) -> Layout:
@@ -52,7 +56,7 @@ def edge_cases() -> dict[str, str]:
 
 
 def case_text(file: str, case_id: str) -> str:
-    return edge_cases()[case_id] if file == "edge-cases.yaml" else (FIXTURES / file).read_text(encoding="utf-8")
+    return edge_cases()[case_id]
 
 
 FAST_NODES = {"edge", "mixed", "H100-80GBx2"}  # the default suite; the other models' nodes run with -m slow

@@ -1,6 +1,7 @@
 """NVIDIA's own mig-parted default configuration, applied config by config to every simulated GPU model.
 
-``fixtures/mig-parted/config-default.yaml`` is the file NVIDIA ships (see its README): 81 configs, most of them
+NVIDIA's default config is the file NVIDIA ships (``deployments/systemd/config-default.yaml`` of
+NVIDIA/mig-parted; not committed here: tests/nvidia_files.py finds it in shared/): 81 configs, most of them
 named for some GPUs and silent about the others. For every (config, model) pair this test works out, from
 the YAML alone and apart from smimig's resolver, what the config asks of that model:
 
@@ -31,8 +32,12 @@ import smimig
 from smimig import ApplyError, LayoutError
 from smimig.sim import SimulatedRunner
 from smimig.sim.catalog import MODELS, GpuModel
+from tests.nvidia_files import MISSING, default_config
 
-CONFIG = Path(__file__).resolve().parent.parent / "fixtures" / "mig-parted" / "config-default.yaml"
+_CONFIG = default_config()
+if _CONFIG is None:
+    pytest.skip(MISSING, allow_module_level=True)
+CONFIG: Path = _CONFIG
 DATA: Mapping[str, Any] = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
 CONFIGS: Mapping[str, list[Mapping[str, Any]]] = DATA["mig-configs"]
 GPUS = 2  # two GPUs of the model: "devices: all" must reach both

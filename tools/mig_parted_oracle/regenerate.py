@@ -9,7 +9,7 @@ says what the oracle runs of mig-parted's, and what it must answer.
 
 Cases:
 - ``edge-cases``: every case of fixtures/mig-parted/edge-cases.yaml, on the node written there.
-- ``config-default``: NVIDIA's default config (fixtures/mig-parted/config-default.yaml), every config on nodes of
+- ``config-default``: NVIDIA's default config (``--nvidia-config FILE``; not committed here), every config on nodes of
   two GPUs of each simulated model, and on a node mixing three models (GPU ids from smimig's simulator catalog).
 
 Input, one object per case: ``{"id", "file" (the YAML text), "config" ("" for none), "devices": [{"index",
@@ -64,11 +64,14 @@ def case_text(file: str, case_id: str) -> str:
     if file == "edge-cases.yaml":
         spec = yaml.safe_load((FIXTURES / file).read_text(encoding="utf-8"))
         return str(next(case["file"] for case in spec["cases"] if case["id"] == case_id))
-    return (FIXTURES / file).read_text(encoding="utf-8")
+    return PUBLISHED[file].read_text(encoding="utf-8")
+
+
+PUBLISHED: dict[str, Path] = {}  # NVIDIA's files, where --nvidia-config says they are
 
 
 def published(name: str) -> dict[str, Any]:
-    text = (FIXTURES / f"{name}.yaml").read_text(encoding="utf-8")
+    text = PUBLISHED[f"{name}.yaml"].read_text(encoding="utf-8")
     configs = yaml.safe_load(text)["mig-configs"]
     cases = [{"id": f"{config}@{node}", "config": config, "node": node} for config in configs for node in nodes()]
     return {"file": f"{name}.yaml", "nodes": nodes(), "cases": cases}
@@ -95,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--oracle", required=True, help="the oracle program's command line")
     parser.add_argument("--source", default="", help="what the oracle was built from, kept in the fixture")
+    parser.add_argument(
+        "--nvidia-config", required=True, type=Path, help="NVIDIA's config-default.yaml (not committed here)"
+    )
     options = parser.parse_args(argv)
+    PUBLISHED["config-default.yaml"] = options.nvidia_config
     for name, suite in (("edge-cases", edge_cases()), ("config-default", published("config-default"))):
         answers = run_oracle(options.oracle, suite)
         for case, answer in zip(suite["cases"], answers):
