@@ -313,7 +313,7 @@ def lease(
     *,
     ci_profile: CiProfileSpec | None = None,
     lock_path: str | PathLike[str] | None = None,
-    timeout: float = 120.0,
+    timeout: float | None = None,
     attempts: int = 8,
 ) -> AbstractContextManager[Lease]:
     """A fresh MIG device for a ``with`` block. See :meth:`Smi.lease` and :mod:`smimig.leases`."""

@@ -612,7 +612,7 @@ class Smi:
         *,
         ci_profile: CiProfileSpec | None = None,
         lock_path: str | os.PathLike[str] | None = None,
-        timeout: float = 120.0,
+        timeout: float | None = None,
         attempts: int = 8,
     ) -> AbstractContextManager[Lease]:
         """A fresh MIG device of ``profile`` for a ``with`` block, destroyed when the block ends; see

@@ -567,13 +567,13 @@ def lease(
     ci_profile: CiProfileSpec | None = None,
     smi: Smi | None = None,
     lock_path: str | os.PathLike[str] | None = None,
-    timeout: float = 120.0,
+    timeout: float | None = None,
     attempts: int = 8,
 ) -> Iterator[Lease]:
     """A fresh MIG device of ``profile`` for the ``with`` block, destroyed when the block ends.
 
-    ``timeout`` is how long acquire and release each wait for the node lock (``lock_path``, else
-    :func:`smimig.locking.lock_path_for`).
+    ``timeout`` is how long acquire and release each wait for the node lock (None: ``$SMIMIG_LOCK_TIMEOUT``,
+    else 120 s; the lock: ``lock_path``, else :func:`smimig.locking.lock_path_for`).
 
     Raises:
         ValueError: a bad profile or GPU, before anything starts.

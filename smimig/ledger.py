@@ -149,8 +149,17 @@ def ledger_dir(lock_file: str | os.PathLike[str]) -> Path:
 # -- reading ------------------------------------------------------------------------------------------
 
 
+_PID_MAX = 2**22  # the kernel's largest pid_max (4194304): a pid past it is no process's
+
+
+def _safe(path: Path) -> str:
+    """A file name as it may be shown on a terminal: anyone can name an entry, so escapes are spelled out."""
+    return "".join(character if character.isprintable() else repr(character)[1:-1] for character in str(path))
+
+
 def _natural(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    # Bounded: a number of 10^23 is nothing an entry records, and would overflow C on its way to the kernel.
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62
 
 
 def _text(value: object, limit: int = 200) -> bool:
@@ -170,7 +179,7 @@ def _problem_in(data: object) -> str | None:
         and all(_natural(part) for part in data["placement"]),
         "profile": _text(data.get("profile")),
         "uuid": data.get("uuid") is None or _text(data.get("uuid")),
-        "pid": _natural(data.get("pid")) and data["pid"] > 0,
+        "pid": _natural(data.get("pid")) and 0 < data["pid"] <= _PID_MAX,
         "start_time": data.get("start_time") is None or _natural(data.get("start_time")),
         "uid": _natural(data.get("uid")),
         "user": _text(data.get("user"), 64),
@@ -202,7 +211,7 @@ def _load(path: Path) -> tuple[dict[str, Any] | None, int, str | None]:
         return None, info.st_uid, "too big to be a lease entry"
     try:
         data = json.loads(raw.decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: '[' * 8000, well under the size cap
         return None, info.st_uid, "not JSON"
     problem = _problem_in(data)
     return (None, info.st_uid, problem) if problem else (data, info.st_uid, None)
@@ -292,23 +301,23 @@ class Ledger:
                 continue  # a write in progress (or left by one that was killed): never an entry
             path = directory / name
             if not name.endswith(".json"):
-                problems.append(f"{path}: not a lease entry (ignored)")
+                problems.append(f"{_safe(path)}: not a lease entry (ignored)")
                 continue
             data, owner, problem = _load(path)
             if data is None:
-                problems.append(f"{path}: {problem} (ignored)")
+                problems.append(f"{_safe(path)}: {problem} (ignored)")
                 continue
             claims.append(Claim(data["gpu"], data["gi"], Placement(*data["placement"]), str(path)))
             if owner != data["uid"]:
                 problems.append(
-                    f"{path}: names {data['user']} (uid {data['uid']}) but belongs to "
+                    f"{_safe(path)}: names {data['user']} (uid {data['uid']}) but belongs to "
                     f"{holders.user_name(owner)} (uid {owner}) (ignored)"
                 )
                 continue
             state = holders.state(data["pid"], data["start_time"], data["uid"], data["boot_id"], data.get("pid_ns"))
             if state == "impostor":
                 problems.append(
-                    f"{path}: its holder PID {data['pid']} runs as another user than {data['user']} (ignored)"
+                    f"{_safe(path)}: its holder PID {data['pid']} runs as another user than {data['user']} (ignored)"
                 )
                 continue
             records.append(_record(data, path, alive=state == "running"))

@@ -224,8 +224,10 @@ def _open(lock_file: Path) -> tuple[int, bool]:
 
 def _check_lock_file(fd: int, lock_file: Path) -> None:
     info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-        raise LedgerError(str(lock_file), "is not a plain file (a regular file with one name) and is not used")
+    # Extra hard links are harmless to a flock (it locks the file, whatever its names), and refusing them
+    # would let any user disable every change on the node with one `ln` of the world-writable lock file.
+    if not stat.S_ISREG(info.st_mode):
+        raise LedgerError(str(lock_file), "is not a regular file and is not used")
     if _trusted_owner(info.st_uid):
         return
     if os.geteuid() == 0:

@@ -245,3 +245,35 @@ def test_root_adopts_a_directory_a_user_made_first(ledger: Ledger) -> None:
     info = ledger.directory.stat()
     assert (info.st_uid, stat.S_IMODE(info.st_mode) & stat.S_ISVTX) == (0, stat.S_ISVTX)
     assert len(ledger.read().records) == 1
+
+
+# -- review findings --------------------------------------------------------------------------------
+
+
+def test_entries_with_absurd_numbers_or_nesting_are_ignored_not_a_crash(ledger: Ledger) -> None:
+    entry = write(ledger)
+    rewrite(entry, pid=10**23)  # os.kill() of it would raise OverflowError, not "no such process"
+    deep = ledger_dir(ledger.lock_file) / "lease-deep.json"
+    deep.write_text("[" * 8000 + "]" * 8000)  # 16 kB, under the size cap: json would recurse past the limit
+    view = ledger.read()
+    assert view.records == ()
+    assert len(view.problems) == 2
+    assert live_leases(lock_path=ledger.lock_file) == []
+
+
+def test_a_hard_link_to_the_lock_file_does_not_disable_the_lock(ledger: Ledger, tmp_path: Path) -> None:
+    with node_lock(path=ledger.lock_file):
+        pass
+    os.link(ledger.lock_file, tmp_path / "someone-elses-name")  # any user can, the file being world-writable
+    with node_lock(path=ledger.lock_file, timeout=1):
+        ledger.write(FIELDS)
+    assert len(ledger.read().records) == 1
+
+
+def test_a_file_name_cannot_send_escapes_to_roots_terminal(ledger: Ledger) -> None:
+    directory = ledger_dir(ledger.lock_file)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "\x1b]0;owned\x07.json").write_text("{}")
+    (problem,) = ledger.read().problems
+    assert "\x1b" not in problem
+    assert "\\x1b]0;owned\\x07.json" in problem
