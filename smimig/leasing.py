@@ -187,7 +187,7 @@ def _drop(ledger: Ledger, target: _Target, action: ReclaimAction, reason: str) -
     return action, reason
 
 
-def _settle(  # noqa: PLR0911  # one return per way an entry is settled
+def _settle(  # noqa: PLR0911, PLR0912  # one return per way an entry is settled
     smi: Smi,
     ledger: Ledger,
     target: _Target,
@@ -219,6 +219,15 @@ def _settle(  # noqa: PLR0911  # one return per way an entry is settled
         found = node.gi(gpu, target.gi)
         if found is None:
             return _drop(ledger, target, "gone", f"GPU instance {target.gi} is gone already")
+        holders_now = claimed(gpu, target.gi)
+        if holders_now:  # another lease made a GPU instance that got this id: it is theirs now
+            return _drop(
+                ledger,
+                target,
+                "replaced",
+                f"GPU instance {target.gi} is claimed now by another lease ({', '.join(holders_now)}); "
+                "nothing was destroyed",
+            )
         instance = found
         if instance.placement != target.placement or not _same_profile(instance.name, target.profile):
             return _drop(
@@ -544,9 +553,12 @@ def _release(smi: Smi, ledger: Ledger, held: Lease, timeout: float | None) -> No
     try:
         with node_lock(timeout, path=ledger.lock_file):
             node = _Snapshot.read(smi, held.gpu)
-            action, reason = _settle(
-                smi, ledger, _Target.of(held), node, claimed=lambda gpu, gi: (), on_partial=releasing
-            )
+            view = ledger.read()
+
+            def others(gpu: int, gi: int) -> tuple[str, ...]:
+                return tuple(entry for entry in view.claimants(gpu, gi) if entry != held.entry)
+
+            action, reason = _settle(smi, ledger, _Target.of(held), node, claimed=others, on_partial=releasing)
     except (NodeLockTimeout, SmimigError) as error:
         raise LeaseError(
             f"could not release {where}; still there: {error}", profile=held.profile_name, free=[], left=held

@@ -91,3 +91,21 @@ def test_apply_refuses_to_destroy_a_leased_instance_and_a_release_never_destroys
         # The lease's GI was replaced by a different one: its release destroyed nothing, and said so.
         assert gis(runner) == [(0, "4g.24gb", 0)]
     assert any(issubclass(warning.category, LeaseWarning) for warning in caught)
+
+
+def test_a_release_never_destroys_an_identical_replacement_another_lease_holds() -> None:
+    # The simulator gives a MIG device the same UUID for the same (GPU, GI, CI): a replacement looks exactly
+    # like the original. What tells them apart is the ledger: the second lease claims the GI now.
+    runner = SimulatedRunner("A30", gpus=1, mig=True)
+    smi = smimig.Smi(runner=runner)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = smi.lease("1g.6gb", 0)
+        held = first.__enter__()
+        smi.apply(Layout({0: []}), force=True)  # an admin empties the GPU under the first lease
+        with smi.lease("1g.6gb", 0) as second:  # and someone leases the same slot again: GI 1, same UUID
+            assert (second.gi, second.placement) == (held.gi, held.placement)
+            first.__exit__(None, None, None)  # the first lease ends while the second holds the instance
+            assert [gi.id for gi in smi.list_gis(0)] == [second.gi]  # still there
+        assert smi.list_gis(0) == []  # the second's own release took it
+    assert any("claimed now by another lease" in str(warning.message) for warning in caught)
