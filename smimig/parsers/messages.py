@@ -39,7 +39,7 @@ from smimig.parsers._common import (
     NO_COMPUTE_INSTANCES,
     NO_GPU_INSTANCES,
     NO_MIG_ENABLED_DEVICES,
-    LazyPattern,
+    Pattern,
     compile_pattern,
 )
 
@@ -151,10 +151,10 @@ def _read(
     return OperationOutput(tuple(completed), tuple(failures), tuple(warnings), tuple(unrecognised))
 
 
-def _matcher(pattern: LazyPattern, model: Callable[..., T]) -> Callable[[str], T | None]:
+def _matcher(pattern: Pattern, model: Callable[..., T]) -> Callable[[str], T | None]:
     def success(line: str) -> T | None:
-        result = pattern.parse(line)
-        return None if result is None else model(**result.named)
+        fields = pattern.match(line)
+        return None if fields is None else model(**fields)
 
     return success
 
