@@ -8,7 +8,6 @@ metadata (importlib.metadata, email, zipfile, csv …), a third of the start-up 
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -83,6 +82,8 @@ class Listing(list[T]):
     def _repr_html_(self) -> str:
         if not self:
             return "<p><em>(none)</em></p>"
+        import html  # noqa: PLC0415  # only in Jupyter: a command that prints a table does not load it
+
         header, rows = rows_of(self)
         head = "".join(f"<th>{html.escape(name)}</th>" for name in header)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)

@@ -28,6 +28,7 @@ __all__ = [
     "NO_MIG_DEVICES",
     "NO_MIG_ENABLED_DEVICES",
     "Pattern",
+    "Regex",
     "compile_pattern",
     "is_empty_message",
     "match_line",
@@ -70,7 +71,41 @@ FIELD_TYPES: Mapping[str, tuple[str, Callable[[str], object] | None]] = {
 """The field types of smimig's line patterns (``{id:Int}``); a field without a type (``{ecc}``) is parse's
 ``.+?`` and stays text."""
 
-_FIELD = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<type>[A-Za-z]+))?\}")
+
+class Regex:
+    """A regular expression compiled on its first use: importing the parsers compiles nothing, and a command
+    compiles only the expressions of the parsers it runs (~0.1 ms each; the parsers hold two dozen)."""
+
+    __slots__ = ("_compiled", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._compiled: re.Pattern[str] | None = None
+
+    def __repr__(self) -> str:
+        return f"Regex({self.pattern!r})"
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        """The compiled expression (compiled on the first call)."""
+        if self._compiled is None:
+            self._compiled = re.compile(self.pattern)
+        return self._compiled
+
+    def match(self, text: str) -> re.Match[str] | None:
+        """As :meth:`re.Pattern.match`."""
+        return self.compiled.match(text)
+
+    def fullmatch(self, text: str) -> re.Match[str] | None:
+        """As :meth:`re.Pattern.fullmatch`."""
+        return self.compiled.fullmatch(text)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """As :meth:`re.Pattern.search`."""
+        return self.compiled.search(text)
+
+
+_FIELD = Regex(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<type>[A-Za-z]+))?\}")
 
 
 def _literal(text: str, pattern: str) -> str:
@@ -85,7 +120,7 @@ def _translate(pattern: str) -> tuple[re.Pattern[str], tuple[tuple[str, Callable
     parts: list[str] = []
     fields: list[tuple[str, Callable[[str], object] | None]] = []
     end = 0
-    for field in _FIELD.finditer(pattern):
+    for field in _FIELD.compiled.finditer(pattern):
         parts.append(_literal(pattern[end : field.start()], pattern))
         if field["type"] and field["type"] not in FIELD_TYPES:
             raise ValueError(f"unknown field type {field['type']!r} in line pattern {pattern!r}")

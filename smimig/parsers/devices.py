@@ -28,14 +28,13 @@ off everywhere) and the box's "No MIG devices found" give ``[]``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import attrs
 
 from smimig.errors import ParseError
 from smimig.models import Gpu, GpuProcess, MigDevice, MigDeviceUsage, MigMode, PciDeviceId
-from smimig.parsers._common import NO_MIG_DEVICES, compile_pattern, match_line
+from smimig.parsers._common import NO_MIG_DEVICES, Regex, compile_pattern, match_line
 from smimig.parsers.tables import Box, read_boxes
 
 __all__ = [
@@ -51,16 +50,16 @@ __all__ = [
 _PROCESSES_TITLE = "Processes:"
 _PROCESSES_HEADER = "GPU GI CI PID Type Process name GPU Memory ID ID Usage".split()
 _NO_PROCESSES = "No running processes found"
-_PROCESS = re.compile(
+_PROCESS = Regex(
     r"^(?P<gpu>[0-9]{1,12}) (?P<gi>[0-9]{1,12}|N/A) (?P<ci>[0-9]{1,12}|N/A) (?P<pid>[0-9]{1,12}) "
     r"(?P<type>\S+) (?P<name>.+?) (?:(?P<memory>[0-9]{1,12})MiB|N/A)$"
 )
 
-_GPU_LINE = re.compile(r"^GPU (?P<index>[0-9]{1,12}): (?P<name>.+?) \(UUID: (?P<uuid>GPU-[^)\s]+)\)$")
+_GPU_LINE = Regex(r"^GPU (?P<index>[0-9]{1,12}): (?P<name>.+?) \(UUID: (?P<uuid>GPU-[^)\s]+)\)$")
 # Driver 470 prints "MIG-GPU-<uuid>/<gi>/<ci>", later drivers "MIG-<uuid>".
-_MIG_LINE = re.compile(r"^\s+(?P<name>MIG \S+)\s+Device\s+(?P<index>[0-9]{1,12}): \(UUID: (?P<uuid>MIG-[^)\s]+)\)$")
+_MIG_LINE = Regex(r"^\s+(?P<name>MIG \S+)\s+Device\s+(?P<index>[0-9]{1,12}): \(UUID: (?P<uuid>MIG-[^)\s]+)\)$")
 
-_NUMBER = re.compile("[0-9]{1,12}")  # ASCII: str.isdigit() also takes "²", which int() refuses
+_NUMBER = Regex("[0-9]{1,12}")  # ASCII: str.isdigit() also takes "²", which int() refuses
 
 MIG_MODE_FIELDS = ("index", "pci.bus_id", "mig.mode.current", "mig.mode.pending")
 """The fields smimig asks ``--query-gpu`` for, in order."""
@@ -159,7 +158,7 @@ def parse_mig_mode(text: str, fields: Sequence[str] = MIG_MODE_FIELDS) -> list[M
 PCI_DEVICE_ID_FIELDS = ("index", "pci.device_id")
 """The fields of the PCI device id query, in order."""
 
-_PCI_DEVICE_ID = re.compile("0x[0-9A-Fa-f]{8}")
+_PCI_DEVICE_ID = Regex("0x[0-9A-Fa-f]{8}")
 
 
 def parse_pci_device_ids(text: str) -> list[PciDeviceId]:

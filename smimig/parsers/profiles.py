@@ -17,8 +17,6 @@ anything else it does not recognise.
 
 from __future__ import annotations
 
-import re
-
 from smimig.errors import ParseError
 from smimig.models import (
     ComputeInstancePlacements,
@@ -29,6 +27,7 @@ from smimig.models import (
 from smimig.parsers._common import (
     NO_GPU_INSTANCES,
     NO_MIG_ENABLED_DEVICES,
+    Regex,
     compile_pattern,
     is_empty_message,
     match_line,
@@ -61,11 +60,11 @@ _CI_PROFILE_FIRST = compile_pattern(
 _CI_PROFILE_SECOND = compile_pattern("{ce:Int} {jpeg:Int}")
 
 # "Placement :" (one placement) and "Placements:" (several), on drivers 510 to 580 alike.
-_GI_PLACEMENTS = re.compile(
+_GI_PLACEMENTS = Regex(
     r"^GPU +(?P<gpu>[0-9]{1,12}) +Profile ID +(?P<profile_id>[0-9]{1,12}) +Placements? ?: +"
     r"\{(?P<starts>[0-9]{1,12}(?:,[0-9]{1,12})*)?\}:(?P<size>[0-9]{1,12})$"
 )
-_CI_PLACEMENTS = re.compile(
+_CI_PLACEMENTS = Regex(
     r"^GPU +(?P<gpu>[0-9]{1,12}) +GI +(?P<gi>[0-9]{1,12}) +Profile ID +(?P<profile_id>[0-9]{1,12}) +Placements? ?: +"
     r"\{(?P<starts>[0-9]{1,12}(?:,[0-9]{1,12})*)?\}:(?P<size>[0-9]{1,12})$"
 )
@@ -109,7 +108,7 @@ def parse_ci_profiles(text: str) -> list[ComputeInstanceProfile]:
     return profiles
 
 
-def _placement_lines(text: str, pattern: re.Pattern[str], what: str) -> list[dict[str, str]]:
+def _placement_lines(text: str, pattern: Regex, what: str) -> list[dict[str, str]]:
     found = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
