@@ -17,24 +17,6 @@ from smimig import commands, parsers
 from smimig.arguments import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_list
 from smimig.errors import MigOperationError, NvidiaSmiError, ParseError, PermissionDenied
 from smimig.listing import Listing
-from smimig.models import (
-    ComputeInstance,
-    ComputeInstancePlacements,
-    ComputeInstanceProfile,
-    CreatedComputeInstance,
-    CreatedGpuInstance,
-    DestroyedComputeInstance,
-    DestroyedGpuInstance,
-    Gpu,
-    GpuInstance,
-    GpuInstancePlacements,
-    GpuInstanceProfile,
-    GpuProcess,
-    MigDeviceUsage,
-    MigMode,
-    MigModeChange,
-    OperationOutput,
-)
 from smimig.runner import DEFAULT_TIMEOUT, Runner, RunResult, SubprocessRunner
 
 if TYPE_CHECKING:
@@ -47,6 +29,24 @@ if TYPE_CHECKING:
     from smimig.leasing import Lease, ReclaimReport
     from smimig.ledger import LeaseRecord
     from smimig.locking import OnWait
+    from smimig.models import (
+        ComputeInstance,
+        ComputeInstancePlacements,
+        ComputeInstanceProfile,
+        CreatedComputeInstance,
+        CreatedGpuInstance,
+        DestroyedComputeInstance,
+        DestroyedGpuInstance,
+        Gpu,
+        GpuInstance,
+        GpuInstancePlacements,
+        GpuInstanceProfile,
+        GpuProcess,
+        MigDeviceUsage,
+        MigMode,
+        MigModeChange,
+        OperationOutput,
+    )
     from smimig.node_status import MigDeviceInfo, NodeStatus
     from smimig.planner import ApplyResult, Plan
 
