@@ -451,19 +451,17 @@ def _destroy_gis(smi: smimig.Smi, gpu: list[int] | None, gi: list[int] | None, *
         if any(c.gi in own for c in smi.list_cis(index)):
             cis.extend(smi.destroy_ci(index, own))
         gis.extend(smi.destroy_gi(index, own))
-    return _Teardown(smimig.Listing(cis), smimig.Listing(gis))
+    return _Teardown(compute_instances=smimig.Listing(cis), gpu_instances=smimig.Listing(gis))
 
 
-@attrs.frozen
-class _Teardown:
-    """What ``destroy-gi`` destroyed: the compute instances in the GPU instances first, then those."""
-
-    compute_instances: smimig.Listing[DestroyedComputeInstance]
-    gpu_instances: smimig.Listing[DestroyedGpuInstance]
+class _Teardown(dict[str, object]):
+    """What ``destroy-gi`` destroyed: the compute instances in the GPU instances first, then those; with --json
+    one object of the two lists. A dict, not an attrs class: no class for every command to make at start-up."""
 
     def __str__(self) -> str:
-        parts = [str(self.compute_instances)] if self.compute_instances else []
-        return "\n\n".join([*parts, str(self.gpu_instances)])
+        compute_instances, gpu_instances = self["compute_instances"], self["gpu_instances"]
+        parts = [str(compute_instances)] if compute_instances else []
+        return "\n\n".join([*parts, str(gpu_instances)])
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar, Union, overload
 import attrs
 
 from smimig import commands, parsers
-from smimig.arguments import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_list
 from smimig.errors import MigOperationError, NvidiaSmiError, ParseError, PermissionDenied
 from smimig.listing import Listing
 from smimig.runner import DEFAULT_TIMEOUT, Runner, RunResult, SubprocessRunner
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from pathlib import Path
 
+    from smimig.arguments import CiProfileSpec, GiProfileSpec
     from smimig.diagnostics import DoctorReport
     from smimig.jobs import DeviceRun
     from smimig.layout import Layout
@@ -486,6 +486,8 @@ class Smi:
 
         Command line equivalent: ``nvidia-smi mig -i 0 -cgi 5,5 -C``
         """
+        from smimig.arguments import gi_profile_list  # noqa: PLC0415  # loaded by the changes, not at start
+
         (index,) = _one_gpu(gpu)
         args = ["mig", "-i", str(index), "-cgi", gi_profile_list(profiles)]
         if not isinstance(ci, bool):
@@ -511,6 +513,8 @@ class Smi:
 
         Command line equivalent: ``nvidia-smi mig -i 0 -gi 1 -cci 0,0``
         """
+        from smimig.arguments import ci_profile_list  # noqa: PLC0415  # loaded by the changes, not at start
+
         (index,) = _one_gpu(gpu)
         (instance,) = _one_gpu(gi, "gi")
         args = ["mig", "-i", str(index), "-gi", str(instance), "-cci"]
