@@ -231,6 +231,8 @@ def _mig_devices_box(box: Box, text: str) -> list[MigDeviceUsage]:
         return []
     columns = _mig_devices_columns(box, text)
     rows: list[MigDeviceUsage] = []
+    seen_instances: set[tuple[int, int, int]] = set()  # (GPU, GI, CI): each once
+    seen_devices: set[tuple[int, int]] = set()  # (GPU, MIG device index): each once
     for record in box.records:
         first = record.lines[0]
         if len(record.lines) < 2 or any(len(line.cells) != columns.width for line in record.lines):
@@ -270,10 +272,11 @@ def _mig_devices_box(box: Box, text: str) -> list[MigDeviceUsage]:
                 above.bar1_used_mib,
                 above.bar1_total_mib,
             )
-        if any((row.gpu, row.gi, row.ci) == (ids["gpu"], ids["gi"], ids["ci"]) for row in rows) or any(
-            (row.gpu, row.index) == (ids["gpu"], ids["index"]) for row in rows
-        ):
+        instance, device = (ids["gpu"], ids["gi"], ids["ci"]), (ids["gpu"], ids["index"])
+        if instance in seen_instances or device in seen_devices:
             raise ParseError("a MIG device listed twice", text, first.number)
+        seen_instances.add(instance)
+        seen_devices.add(device)
         rows.append(
             MigDeviceUsage(
                 gpu=ids["gpu"],
