@@ -3,16 +3,21 @@
     python benchmarks/run.py            (also: tox -e bench)
     python benchmarks/run.py --quick    fewer repetitions
 
-Sections: import time over a bare interpreter; parse time per fixture and for a large synthetic node; the
-end-to-end overhead of each public listing over a bare subprocess call of the same binary (the simulator's
-stand-in for both); the nvidia-smi calls each plan makes against the minimum. Each row states its target.
-The listings are the registry's (smimig.commands): every one is timed, none is named here.
+    python benchmarks/run.py --only start parse   some sections
+
+Sections: the ``smimig`` command's start-up against the dependency floor (``python -c "import attrs, tabulate,
+parse"``); import time over a bare interpreter; parse time per fixture, per GPU it lists, and for a large
+synthetic node; the end-to-end overhead of each public listing over a bare subprocess call of the same binary
+(the simulator's stand-in for both); the nvidia-smi calls each plan makes against the minimum. Each row states
+its target. The listings are the registry's (smimig.commands): every one is timed, none is named here.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -32,11 +37,13 @@ import smimig.sim  # noqa: E402
 from smimig import commands, parsers  # noqa: E402
 from smimig.runner import SubprocessRunner  # noqa: E402
 from smimig.sim import SimulatedRunner  # noqa: E402
-from tests.fixtures import cases  # noqa: E402  # the fixtures' reader the parser tests use
+from tests.fixtures import FIXTURES, cases  # noqa: E402  # the fixtures' reader the parser tests use
 
 IMPORT_TARGET_MS = 25.0
-PARSE_TARGET_US = 300.0
+PARSE_TARGET_US = 300.0  # per GPU a table lists
 OVERHEAD_TARGET = 1.05
+START_TARGET = 1.15
+FLOOR = "import attrs, tabulate, parse"  # the design card's dependencies: what any Python CLI on them pays
 
 
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -53,6 +60,181 @@ def median_of(function: Callable[[], object], repeat: int) -> float:
     number, _ = timer.autorange()
     number = max(1, number // 10)
     return statistics.median(timer.repeat(repeat=repeat, number=number)) / number
+
+
+# -- the command line against its dependencies -----------------------------------------------------------
+
+
+def _stand_in(path: Path, answers: dict[tuple[str, ...], str]) -> Path:
+    """A shell script that answers each of nvidia-smi's argument lists with a recording, printed by the shell's
+    own printf: an nvidia-smi that answers at once, for one shell start a call."""
+    cases = "".join(
+        f"  {shlex.quote(' '.join(args))}) printf '%s' {shlex.quote(text)} ;;\n" for args, text in answers.items()
+    )
+    path.write_text(f'#!/bin/sh\ncase "$*" in\n{cases}  *) echo "unexpected: $*" >&2; exit 2 ;;\nesac\n')
+    path.chmod(0o755)
+    return path
+
+
+def _nodes() -> dict[str, dict[tuple[str, ...], str]]:
+    """Two recorded nodes, each read's answer by its arguments: the seed's four A30s (driver 545) with GPU 0 in
+    MIG mode, two GPU instances and four compute instances (its MIG mode query, not recorded, made from its
+    bus ids), and the H100 of the driver 580 captures, MIG off."""
+    a30, h100 = FIXTURES / "a30-driver545", FIXTURES / "h100-80gb-driver580"
+    modes = "".join(
+        f"{gpu}, 00000000:{bus}:00.0, {mode}, {mode}\n"
+        for gpu, (bus, mode) in enumerate(
+            (("17", "Enabled"), ("65", "Disabled"), ("CA", "Disabled"), ("E3", "Disabled"))
+        )
+    )
+    return {
+        "A30 x4, MIG on": {
+            tuple(commands.GPUS.argv()): (a30 / "L-four-cis.txt").read_text(encoding="utf-8"),
+            tuple(commands.MIG_MODE.argv()): modes,
+            tuple(commands.GIS.argv()): (a30 / "lgi-again.txt").read_text(encoding="utf-8"),
+            tuple(commands.CIS.argv()): (a30 / "lci.txt").read_text(encoding="utf-8"),
+            tuple(commands.GI_PROFILES.argv()): (a30 / "lgip.txt").read_text(encoding="utf-8"),
+            tuple(commands.MIG_DEVICES.argv()): (a30 / "table-four-cis-mig-section.txt").read_text(encoding="utf-8"),
+        },
+        "H100, MIG off": {
+            tuple(commands.GPUS.argv()): (h100 / "L.stdout").read_text(encoding="utf-8"),
+            tuple(commands.MIG_MODE.argv()): "0, 00000000:00:06.0, Disabled, Disabled\n",
+            tuple(commands.GIS.argv()): (h100 / "lgi.stdout").read_text(encoding="utf-8"),
+            tuple(commands.CIS.argv()): (h100 / "lci.stdout").read_text(encoding="utf-8"),
+            tuple(commands.GI_PROFILES.argv()): (h100 / "lgip.stdout").read_text(encoding="utf-8"),
+            tuple(commands.MIG_DEVICES.argv()): (h100 / "table.stdout").read_text(encoding="utf-8"),
+        },
+    }
+
+
+def _run_timed(argv: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one whole process: its own CPU and its children's, from the kernel's account."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    if process.returncode != 0:
+        failed = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        raise RuntimeError(f"{shlex.join(argv)} exited with {process.returncode}: {failed.stderr.strip()}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def _installed() -> tuple[Path | None, str]:
+    """The console script beside this interpreter, and how its package is installed."""
+    script = Path(sys.executable).parent / "smimig"
+    if not script.exists():
+        return None, "no smimig console script beside this interpreter: pip install . first"
+    try:
+        from importlib import metadata
+
+        direct = metadata.distribution("smimig").read_text("direct_url.json") or "{}"
+    except Exception:  # any doubt about how it was installed is only a note
+        return script, "installed: unknown how"
+    editable = json.loads(direct).get("dir_info", {}).get("editable", False)
+    return (
+        script,
+        "an editable install: slower to start than the plain pip install . the target is set for"
+        if editable
+        else "a plain install",
+    )
+
+
+def command_starts(runs: int) -> None:
+    """Each command as a shell user runs it, whole process, against the dependency floor, interleaved."""
+    script, how = _installed()
+    if script is None:
+        print(f"\n## The smimig command against its dependencies\n\n(skipped: {how})")
+        return
+    floor = [sys.executable, "-c", FLOOR]
+    rows = []
+    with tempfile.TemporaryDirectory() as directory:
+        stand_ins = {
+            node: _stand_in(Path(directory) / f"nvidia-smi-{number}", answers)
+            for number, (node, answers) in enumerate(_nodes().items())
+        }
+        a30, h100 = stand_ins.values()
+        for label, args, stand_in, node in (
+            ("smimig gis", ["gis"], a30, "A30 x4, MIG on"),
+            ("smimig gpus", ["gpus"], a30, "A30 x4, MIG on"),
+            ("smimig status", ["status"], a30, "A30 x4, MIG on"),
+            ("smimig status", ["status"], h100, "H100, MIG off"),
+            ("smimig --help", ["--help"], a30, "-"),
+        ):
+            env = {**os.environ, "SMIMIG_NVIDIA_SMI": str(stand_in)}
+            command = [str(script), *args]
+            _run_timed(floor, env)
+            _run_timed(command, env)  # warm-up: the page cache, not the measure
+            floors, smimigs, wall_ratios, cpu_ratios = [], [], [], []
+            for number in range(runs):  # interleaved pairs, each side first in turn: drift hits both alike
+                pair = (floor, command) if number % 2 == 0 else (command, floor)
+                first, second = (_run_timed(argv, env) for argv in pair)
+                (floor_wall, floor_cpu), (own_wall, own_cpu) = (first, second) if number % 2 == 0 else (second, first)
+                floors.append(floor_wall)
+                smimigs.append(own_wall)
+                wall_ratios.append(own_wall / floor_wall)
+                cpu_ratios.append(own_cpu / floor_cpu)
+            ratio = statistics.median(wall_ratios)
+            needless = _needless_modules(args, env, directory)
+            rows.append(
+                [
+                    label,
+                    node,
+                    f"{statistics.median(floors) * 1000:.0f}",
+                    f"{statistics.median(smimigs) * 1000:.0f}",
+                    f"{ratio:.2f}",
+                    f"{statistics.median(cpu_ratios):.2f}",
+                    "ok" if ratio <= START_TARGET else "MISSED",
+                    needless or "none",
+                ]
+            )
+    table(
+        f"The smimig command against its dependencies: whole process, ms, median of {runs} interleaved pairs with "
+        f'`python -c "{FLOOR}"`; nvidia-smi is a stand-in printing the node\'s recordings at once '
+        f"({script}: {how}; target <= {START_TARGET}x). Last column: modules the command loads that it does not "
+        "need (target: none)",
+        ["command", "node", "floor", "smimig", "ratio (wall)", "ratio (CPU)", "target", "needless modules loaded"],
+        rows,
+    )
+
+
+# Modules a listing, status or --help has no use for: each costs start-up (importlib.metadata alone, loaded by
+# tabulate to read its own version, is a third of the floor).
+_NEEDLESS = (
+    "tabulate",
+    "parse",
+    "importlib.metadata",
+    "concurrent.futures",
+    "logging",
+    "json",
+    "pathlib",
+    "yaml",
+    "smimig.changes",
+    "smimig.parsers.messages",
+    "smimig.planner",
+    "smimig.layout",
+    "smimig.leasing",
+    "smimig.ledger",
+    "smimig.locking",
+    "smimig.jobs",
+    "smimig.sim",
+)
+
+
+def _needless_modules(args: Sequence[str], env: dict[str, str], directory: str) -> str:
+    """The modules of :data:`_NEEDLESS` that ``smimig ARGS`` loads, run in process by the installed package."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from smimig.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main({list(args)!r})\n"
+        f"print(' '.join(m for m in {_NEEDLESS!r} if m in sys.modules))\n"
+    )
+    # In a directory of its own, so that the installed smimig is imported, not a checkout's.
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=directory, check=True
+    )
+    return run.stdout.strip()
 
 
 # -- import ---------------------------------------------------------------------------------------
@@ -121,6 +303,13 @@ def import_times(runs: int) -> None:
 # -- parsing --------------------------------------------------------------------------------------
 
 
+def _gpus_listed(result: object) -> int | None:
+    """How many GPUs a parsed listing is about (None for a change's output): the parse target is per GPU."""
+    if not isinstance(result, list):
+        return None
+    return max(1, len({getattr(row, "gpu", getattr(row, "index", None)) for row in result}))
+
+
 def parse_times(repeat: int) -> None:
     """Each registry listing over each fixture of its parser, then the changes' parsers over theirs."""
     listing_of = {command.parser.__name__: command.name for command in commands.COMMANDS}
@@ -128,14 +317,18 @@ def parse_times(repeat: int) -> None:
     ordered = sorted(cases(), key=lambda case: (position.get(case.parser, len(position)), case.parser, case.id))
     rows = []
     for case in ordered:
-        function = getattr(parsers, case.parser)
-        seconds = median_of(partial(function, case.text, **case.options), repeat)
-        micro = seconds * 1e6
+        function = partial(getattr(parsers, case.parser), case.text, **case.options)
+        micro = median_of(function, repeat) * 1e6
+        gpus = _gpus_listed(function())
+        recorded = "synthetic" if "synthetic" in case.path.parts else "recorded"
+        per_gpu = "-" if gpus is None else f"{micro / gpus:.1f}"
+        verdict = "-" if gpus is None else "ok" if micro / gpus < PARSE_TARGET_US else "MISSED"
         listing = listing_of.get(case.parser, "(a change)")
-        rows.append([listing, case.id, f"{micro:.1f}", "ok" if micro < PARSE_TARGET_US else "MISSED"])
+        rows.append([listing, case.id, recorded, f"{micro:.1f}", gpus or "-", per_gpu, verdict])
     table(
-        f"Parse time per fixture, µs per call (median of {repeat}; target < {PARSE_TARGET_US:.0f} µs)",
-        ["listing", "parser:fixture", "µs", "target"],
+        f"Parse time per fixture, µs per call and per GPU the table lists (median of {repeat}; target "
+        f"< {PARSE_TARGET_US:.0f} µs per GPU, for every table)",
+        ["listing", "parser:fixture", "", "µs", "GPUs", "µs per GPU", "target"],
         rows,
     )
 
@@ -384,16 +577,25 @@ def apply_calls() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI)")
+    parser.add_argument("--only", nargs="+", choices=sorted(SECTIONS), help="run these sections only")
     options = parser.parse_args(argv)
     runs, repeat = (5, 5) if options.quick else (11, 9)
     print(f"# smimig {smimig.__version__} benchmarks — Python {sys.version.split()[0]} on {sys.platform}")
-    import_times(runs)
-    parse_times(repeat)
-    scaling(repeat)
-    overhead(runs)
-    concurrent_status(runs)
-    apply_calls()
+    for name, section in SECTIONS.items():
+        if options.only is None or name in options.only:
+            section(runs, repeat)
     return 0
+
+
+SECTIONS: dict[str, Callable[[int, int], None]] = {
+    "start": lambda runs, _: command_starts(2 * runs - 1),  # whole processes are noisier: twice the pairs
+    "import": lambda runs, _: import_times(runs),
+    "parse": lambda _, repeat: parse_times(repeat),
+    "scaling": lambda _, repeat: scaling(repeat),
+    "overhead": lambda runs, _: overhead(runs),
+    "status": lambda runs, _: concurrent_status(runs),
+    "apply": lambda _runs, _repeat: apply_calls(),
+}
 
 
 if __name__ == "__main__":

@@ -25,15 +25,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import enum
-import json
 import os
 import shlex
 import signal
 import sys
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Any, Callable, TextIO
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -41,7 +39,16 @@ import smimig
 from smimig import interrupts
 from smimig.errors import LeaseError, Terminated
 from smimig.exit_codes import ExitCode, explain, job_exit_code
-from smimig.models import DestroyedComputeInstance, DestroyedGpuInstance
+
+# Start-up is every command's cost (issue 17): what only some commands need is imported where they need it
+# (json for --json, pathlib for file arguments, the ledger, jobs, the simulator, the planner), and names used
+# only in annotations are imported for the type checker alone.
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from pathlib import Path
+    from typing import Any, TextIO
+
+    from smimig.models import DestroyedComputeInstance, DestroyedGpuInstance
 
 __all__ = [
     "EXIT_NVIDIA_SMI",
@@ -100,6 +107,12 @@ def _one_id(text: str) -> int:
     return ids[0]
 
 
+def _path(text: str) -> Path:
+    from pathlib import Path  # noqa: PLC0415  # only the commands that take a file
+
+    return Path(text)
+
+
 def _common(suppress: bool) -> argparse.ArgumentParser:
     """Options accepted before or after the command (``smimig --json gis`` and ``smimig gis --json``)."""
     default: Any = argparse.SUPPRESS if suppress else None
@@ -138,7 +151,34 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
     return parser
 
 
-def _gpu_option(parser: argparse.ArgumentParser, required: bool = False, many: bool = True) -> None:
+class _Subcommand:
+    """A sub-command's parser, made when argparse first uses it (the command was chosen, or its help asked for):
+    the arguments ``_parser()`` gives it are kept until then. Making an ArgumentParser costs ~0.2 ms (argparse
+    looks on disk for translations of its own words), so making all 22 took 4 ms of every command's start-up.
+    argparse makes it through ``add_subparsers(parser_class=…)`` and reaches it only by its methods."""
+
+    def __init__(self, **kwargs: Any) -> None:  # noqa: ANN401  # ArgumentParser's keyword arguments
+        self._kwargs = kwargs
+        self._arguments: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        self._parser: argparse.ArgumentParser | None = None
+        self.epilog: str | None = None
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401  # as ArgumentParser's
+        self._arguments.append((args, kwargs))
+
+    def made(self) -> argparse.ArgumentParser:
+        """The parser itself, made on the first call."""
+        if self._parser is None:
+            self._parser = argparse.ArgumentParser(**self._kwargs, epilog=self.epilog)
+            for args, kwargs in self._arguments:
+                self._parser.add_argument(*args, **kwargs)
+        return self._parser
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401  # parse_known_args, format_help, …: the parser's
+        return getattr(self.made(), name)
+
+
+def _gpu_option(parser: _Subcommand, required: bool = False, many: bool = True) -> None:
     parser.add_argument(
         "-i",
         "--gpu",
@@ -160,11 +200,16 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  # one statement per 
         parents=[_common(suppress=False)],
     )
     parser.add_argument("--version", action="version", version=f"smimig {smimig.__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        parser_class=_Subcommand,  # type: ignore[type-var]  # stands in for the ArgumentParser it makes
+    )
     common = _common(suppress=True)
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+    def command(name: str, help_text: str) -> _Subcommand:
+        parents = [common]  # ArgumentParser's own: the options every sub-command takes
+        return commands.add_parser(name, help=help_text, description=help_text, parents=parents)  # type: ignore[arg-type]
 
     _gpu_option(command("status", "everything at a glance (the default)"))
     _gpu_option(command("gpus", "GPUs and their MIG devices (nvidia-smi -L)"))
@@ -215,7 +260,7 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  # one statement per 
         ("apply", "bring the GPUs to a layout file (only the steps needed; again: no change)"),
     ):
         sub = command(name, help_text)
-        sub.add_argument("file", type=Path, help="a layout (YAML or JSON), or a mig-parted config with --config")
+        sub.add_argument("file", type=_path, help="a layout (YAML or JSON), or a mig-parted config with --config")
         sub.add_argument("--config", metavar="NAME", help="which config of a mig-parted file")
         if name == "apply":
             sub.add_argument("--dry-run", action="store_true", help="plan only, change nothing")
@@ -224,7 +269,7 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  # one statement per 
     sub.add_argument("--format", choices=("yaml", "json", "mig-parted", "gpu-operator"), default="yaml")
     sub.add_argument("--name", default="smimig", help="the config name, with --format mig-parted or gpu-operator")
     sub = command("doctor", "pre-flight check: driver, MIG mode and why it is pending, rights, parsing")
-    sub.add_argument("--save-dir", type=Path, metavar="DIR", help="where to save output smimig cannot parse")
+    sub.add_argument("--save-dir", type=_path, metavar="DIR", help="where to save output smimig cannot parse")
     command("leases", "the leases in the ledger: each device, its holder, and whether the holder still runs")
     command("reclaim", "destroy the instances of orphaned leases (their holders no longer run), identity checked")
     sub = command("lease", "run a command on a fresh MIG device, destroyed when the command ends")
@@ -304,6 +349,8 @@ def _show(result: object, as_json: bool, out: TextIO) -> None:
     elif isinstance(result, _Text):
         out.write(f"{result}\n")
     elif as_json:
+        import json  # noqa: PLC0415  # only with --json
+
         json.dump(_plain(result), out, indent=2)
         out.write("\n")
     else:
@@ -407,19 +454,17 @@ def _destroy_gis(smi: smimig.Smi, gpu: list[int] | None, gi: list[int] | None, *
         if any(c.gi in own for c in smi.list_cis(index)):
             cis.extend(smi.destroy_ci(index, own))
         gis.extend(smi.destroy_gi(index, own))
-    return _Teardown(smimig.Listing(cis), smimig.Listing(gis))
+    return _Teardown(compute_instances=smimig.Listing(cis), gpu_instances=smimig.Listing(gis))
 
 
-@attrs.frozen
-class _Teardown:
-    """What ``destroy-gi`` destroyed: the compute instances in the GPU instances first, then those."""
-
-    compute_instances: smimig.Listing[DestroyedComputeInstance]
-    gpu_instances: smimig.Listing[DestroyedGpuInstance]
+class _Teardown(dict[str, object]):
+    """What ``destroy-gi`` destroyed: the compute instances in the GPU instances first, then those; with --json
+    one object of the two lists. A dict, not an attrs class: no class for every command to make at start-up."""
 
     def __str__(self) -> str:
-        parts = [str(self.compute_instances)] if self.compute_instances else []
-        return "\n\n".join([*parts, str(self.gpu_instances)])
+        compute_instances, gpu_instances = self["compute_instances"], self["gpu_instances"]
+        parts = [str(compute_instances)] if compute_instances else []
+        return "\n\n".join([*parts, str(gpu_instances)])
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -439,6 +484,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             failure = {"type": type(error).__name__, "message": "\n".join(lines), "exit_code": int(code)}
             if not isinstance(error, (KeyboardInterrupt, Terminated)):
                 failure["details"] = _plain(_error_details(error))
+            import json  # noqa: PLC0415  # only with --json
+
             json.dump({"error": failure}, out, indent=2)
             out.write("\n")
         return code

@@ -14,40 +14,40 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar, Union, overload
 import attrs
 
 from smimig import commands, parsers
-from smimig.arguments import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_list
 from smimig.errors import MigOperationError, NvidiaSmiError, ParseError, PermissionDenied
 from smimig.listing import Listing
-from smimig.models import (
-    ComputeInstance,
-    ComputeInstancePlacements,
-    ComputeInstanceProfile,
-    CreatedComputeInstance,
-    CreatedGpuInstance,
-    DestroyedComputeInstance,
-    DestroyedGpuInstance,
-    Gpu,
-    GpuInstance,
-    GpuInstancePlacements,
-    GpuInstanceProfile,
-    GpuProcess,
-    MigDeviceUsage,
-    MigMode,
-    MigModeChange,
-    OperationOutput,
-    PciDeviceId,
-)
 from smimig.runner import DEFAULT_TIMEOUT, Runner, RunResult, SubprocessRunner
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from pathlib import Path
 
+    from smimig.arguments import CiProfileSpec, GiProfileSpec
     from smimig.diagnostics import DoctorReport
     from smimig.jobs import DeviceRun
     from smimig.layout import Layout
     from smimig.leasing import Lease, ReclaimReport
     from smimig.ledger import LeaseRecord
     from smimig.locking import OnWait
+    from smimig.models import (
+        ComputeInstance,
+        ComputeInstancePlacements,
+        ComputeInstanceProfile,
+        CreatedComputeInstance,
+        CreatedGpuInstance,
+        DestroyedComputeInstance,
+        DestroyedGpuInstance,
+        Gpu,
+        GpuInstance,
+        GpuInstancePlacements,
+        GpuInstanceProfile,
+        GpuProcess,
+        MigDeviceUsage,
+        MigMode,
+        MigModeChange,
+        OperationOutput,
+        PciDeviceId,
+    )
     from smimig.node_status import MigDeviceInfo, NodeStatus
     from smimig.planner import ApplyResult, Plan
 
@@ -170,13 +170,7 @@ class Smi:
         Changes never go through here: they stay strictly one after another. The first error (in the
         order given) is raised once all have finished.
         """
-        if self.max_workers == 1:
-            return tuple(read() for read in reads)
-        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415  # only when reading in parallel
-
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(reads))) as pool:
-            futures = [pool.submit(read) for read in reads]
-        return tuple(future.result() for future in futures)
+        return _read_all(reads, self.max_workers)
 
     def run(self, args: Sequence[str], *, result: RunResult | None = None) -> RunResult:
         """Run nvidia-smi with ``args`` and return its result, raising for any failure.
@@ -394,26 +388,47 @@ class Smi:
         the room left per profile, each GPU in MIG mode drawn as a map of its slices (leased and busy
         instances marked). Prints as a tree; shows as SVG maps and tables in Jupyter.
 
+        The plain ``nvidia-smi`` table, the slowest read, is waited for only when a GPU in MIG mode has compute
+        instances (only then does it change the answer): a node with MIG off answers as soon as the other reads
+        are in.
+
         Command line equivalent: ``nvidia-smi -L``, ``--query-gpu=…mig.mode…``, ``nvidia-smi mig -lgi``,
         ``-lci``, ``-lgip`` and ``-lgipp``, and ``nvidia-smi``, read side by side
         """
         from smimig.node_status import build_status, read_leases, read_plain_table  # noqa: PLC0415  # only the views need it
 
         wanted = validate_ids(gpu, "gpu")
-        gpus, modes, gis, cis, (profiles, placements), (usage, processes) = self.gather(
+        reads = (
             lambda: self.list_gpus(wanted),
             lambda: self.mig_mode(wanted),
             lambda: self.list_gis(wanted),
             lambda: self.list_cis(wanted),
-            lambda: (self.list_gi_profiles(wanted), self.list_gi_placements(wanted)),  # one task: six at once
-            lambda: read_plain_table(self, wanted),
+            lambda: (self.list_gi_profiles(wanted), self.list_gi_placements(wanted)),  # one task: five at once
         )
+        # The plain nvidia-smi table ties MIG devices to their GI and CI, and lists the processes (busy marks on
+        # the maps): with no compute instance on a GPU in MIG mode there is neither, and the status is the same
+        # without it. It is the slowest read (~110 ms on an H100, driver 580), so it starts with the others
+        # rather than after them, and is waited for only when it is needed; otherwise its answer is left
+        # unread, its call left to end on its own. One read at a time (max_workers=1), it is not made at all then.
+        table = None if self.max_workers == 1 else _Reads((lambda: read_plain_table(self, wanted),), 1, daemon=True)
+        gpus: Listing[Gpu]
+        modes: Listing[MigMode]
+        gis: Listing[GpuInstance]
+        cis: Listing[ComputeInstance]
+        both: tuple[Listing[GpuInstanceProfile], Listing[GpuInstancePlacements]]
+        gpus, modes, gis, cis, both = _read_all(reads, self.max_workers if table is None else self.max_workers - 1)
+        profiles, placements = both
         mig = {mode.gpu for mode in modes if mode.current}
+        in_mig = [ci for ci in cis if ci.gpu in mig]
+        usage: Sequence[MigDeviceUsage] = ()
+        processes: Sequence[GpuProcess] = ()
+        if in_mig:
+            usage, processes = read_plain_table(self, wanted) if table is None else table.results()[0]
         return build_status(
             gpus=gpus,
             modes=modes,
             gis=[gi for gi in gis if gi.gpu in mig],
-            cis=[ci for ci in cis if ci.gpu in mig],
+            cis=in_mig,
             profiles=[profile for profile in profiles if profile.gpu in mig],
             usage=usage,
             placements=[entry for entry in placements if entry.gpu in mig],
@@ -489,6 +504,8 @@ class Smi:
 
         Command line equivalent: ``nvidia-smi mig -i 0 -cgi 5,5 -C``
         """
+        from smimig.arguments import gi_profile_list  # noqa: PLC0415  # loaded by the changes, not at start
+
         (index,) = _one_gpu(gpu)
         args = ["mig", "-i", str(index), "-cgi", gi_profile_list(profiles)]
         if not isinstance(ci, bool):
@@ -514,6 +531,8 @@ class Smi:
 
         Command line equivalent: ``nvidia-smi mig -i 0 -gi 1 -cci 0,0``
         """
+        from smimig.arguments import ci_profile_list  # noqa: PLC0415  # loaded by the changes, not at start
+
         (index,) = _one_gpu(gpu)
         (instance,) = _one_gpu(gi, "gi")
         args = ["mig", "-i", str(index), "-gi", str(instance), "-cci"]
@@ -737,6 +756,54 @@ class Smi:
         from smimig.leasing import reclaim  # noqa: PLC0415  # the ledger loads on first use
 
         return reclaim(self, lock_path=lock_path, timeout=timeout)
+
+
+def _read_all(reads: Sequence[Callable[[], Any]], workers: int) -> tuple[Any, ...]:
+    """Each read's result, in order: one after another in this thread with one worker, else at once."""
+    if workers == 1:
+        return tuple(read() for read in reads)
+    return _Reads(reads, workers).results()
+
+
+class _Reads:
+    """Reads running at once on up to ``workers`` threads of their own, started when this is made.
+
+    Plain threads rather than concurrent.futures: its import (with logging) cost every ``smimig status`` 3 ms.
+    Daemon threads (``daemon=True``) do not hold up the interpreter's exit, for reads that may go unread.
+    """
+
+    def __init__(self, reads: Sequence[Callable[[], Any]], workers: int, *, daemon: bool = False) -> None:
+        self._reads = reads
+        self._answers: list[tuple[bool, Any]] = [(False, None)] * len(reads)
+        self._next = iter(range(len(reads)))
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._work, daemon=daemon, name=f"smimig-read-{number}")
+            for number in range(min(workers, len(reads)))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                index = next(self._next, None)
+            if index is None:
+                return
+            try:
+                self._answers[index] = (True, self._reads[index]())
+            except BaseException as error:  # handed to the caller, who raises it
+                self._answers[index] = (False, error)
+
+    def results(self) -> tuple[Any, ...]:
+        """Every read's result in the order given, once all have finished; the first error (in that order)
+        is raised instead."""
+        for thread in self._threads:
+            thread.join()
+        for done, answer in self._answers:
+            if not done:
+                raise answer
+        return tuple(answer for _, answer in self._answers)
 
 
 def _one_gpu(value: object, name: str = "gpu") -> tuple[int]:

@@ -82,7 +82,6 @@ The registry, as :func:`describe` prints it::
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from typing import Any, Callable, Generic, Literal, TypeVar
 
@@ -343,6 +342,8 @@ COMMANDS: tuple[Command[Any], ...] = (
 
 def describe() -> str:
     """The registry as text: per listing its command line, parser, "nothing found" answers and recordings."""
+    import textwrap  # noqa: PLC0415  # for doctor and the docs only, not at every command's start
+
     blocks = []
     for command in COMMANDS:
         lines = [f"{command.name}: {command.usage}", f"    parser: {command.parser.__name__}"]

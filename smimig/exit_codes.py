@@ -44,12 +44,8 @@ from __future__ import annotations
 
 import enum
 import os
-import platform
 import signal
 import sys
-import tempfile
-import time
-import traceback
 from collections.abc import Sequence
 from typing import Any, Callable
 
@@ -344,6 +340,11 @@ def explain(error: BaseException, argv: Sequence[str] | None = None) -> tuple[Ex
 
 
 def _save_traceback(error: BaseException, argv: Sequence[str] | None) -> str:
+    import platform  # noqa: PLC0415  # a bug report's needs, not every command's start-up
+    import tempfile  # noqa: PLC0415
+    import time  # noqa: PLC0415
+    import traceback  # noqa: PLC0415
+
     stamp = time.strftime("%Y%m%d-%H%M%S")
     handle, path = tempfile.mkstemp(prefix=f"smimig-crash-{stamp}-{os.getpid()}-", suffix=".txt")
     with os.fdopen(handle, "w", encoding="utf-8") as stream:

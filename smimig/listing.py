@@ -1,18 +1,19 @@
-"""How results look: plain text tables (tabulate) for ``print()``, HTML tables for Jupyter.
+"""How results look: plain text tables (tabulate's "simple" format) for ``print()``, HTML tables for Jupyter.
 
 A :class:`Listing` is a ``list`` of models (it still compares, indexes and iterates as one) that also knows
-how to show itself. tabulate is imported only when something is shown, never at ``import smimig``.
+how to show itself. :func:`text_table` lays out the cells smimig prints (one line of printable ASCII each)
+exactly as tabulate does and hands any other cell to tabulate itself: importing tabulate reads its own package
+metadata (importlib.metadata, email, zipfile, csv …), a third of the start-up of ``smimig gis``.
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 import attrs
 
-__all__ = ["Listing", "cell_text", "rows_of"]
+__all__ = ["Listing", "cell_text", "rows_of", "text_table"]
 
 T = TypeVar("T")
 
@@ -41,6 +42,26 @@ def rows_of(items: Iterable[object]) -> tuple[list[str], list[list[str]]]:
     return fields, [[cell_text(getattr(item, name)) for name in fields] for item in items]
 
 
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """``tabulate(rows, headers=header, tablefmt="simple", disable_numparse=True)``, the same text: columns
+    left-aligned, each at least two wider than its heading, two spaces apart, the headings underlined.
+
+    >>> print(text_table(["gpu", "name"], [["0", "MIG 2g.12gb"]]))
+    gpu    name
+    -----  -----------
+    0      MIG 2g.12gb
+    """
+    if not all(cell.isascii() and cell.isprintable() for row in (header, *rows) for cell in row):
+        # Wide characters, control codes, line breaks: tabulate's own rules, not restated here.
+        from tabulate import tabulate  # noqa: PLC0415  # only for cells smimig does not print itself
+
+        return str(tabulate(rows, headers=header, tablefmt="simple", disable_numparse=True))
+    rows = [[cell.strip() for cell in row] for row in rows]
+    widths = [max([len(name) + 2, *(len(row[column]) for row in rows)]) for column, name in enumerate(header)]
+    lines = [header, ["-" * width for width in widths], *rows]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
+
+
 class Listing(list[T]):
     """A list of models that prints as a table and shows as an HTML table in Jupyter.
 
@@ -55,14 +76,14 @@ class Listing(list[T]):
     def __str__(self) -> str:
         if not self:
             return "(none)"
-        from tabulate import tabulate  # noqa: PLC0415  # lazily: only when shown
-
         header, rows = rows_of(self)
-        return str(tabulate(rows, headers=header, tablefmt="simple", disable_numparse=True))
+        return text_table(header, rows)
 
     def _repr_html_(self) -> str:
         if not self:
             return "<p><em>(none)</em></p>"
+        import html  # noqa: PLC0415  # only in Jupyter: a command that prints a table does not load it
+
         header, rows = rows_of(self)
         head = "".join(f"<th>{html.escape(name)}</th>" for name in header)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)

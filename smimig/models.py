@@ -4,16 +4,29 @@ Every model is a frozen, slotted attrs class: hashable, comparable, safe to shar
 nvidia-smi's own column names; ``gpu`` is always the GPU's index, ``gi`` a GPU instance id, ``ci`` a compute
 instance id. ``attrs.asdict(model)`` gives plain data (the fixtures' expected results use exactly that).
 :class:`Placement` is one of them, defined beside the slice rules in :mod:`smimig.geometry`; profile names are
-read by that module's one grammar.
+read by that module's one grammar. What the changes report (``MigModeChange``, ``CreatedGpuInstance`` …) is
+defined in :mod:`smimig.changes` and imported from here as well, on first use: attrs makes each class at
+start-up (~0.3 ms), and a command that only lists need not make those.
 """
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from smimig.geometry import Placement, ProfileName, short_profile_name
+
+if TYPE_CHECKING:  # loaded on first use by __getattr__ below
+    from smimig.changes import (
+        CreatedComputeInstance,
+        CreatedGpuInstance,
+        DestroyedComputeInstance,
+        DestroyedGpuInstance,
+        MigModeChange,
+        OperationFailure,
+        OperationOutput,
+    )
 
 __all__ = [
     "ComputeInstance",
@@ -38,7 +51,25 @@ __all__ = [
     "Placement",
 ]
 
-T = TypeVar("T")
+_CHANGES = frozenset(
+    (
+        "CreatedComputeInstance",
+        "CreatedGpuInstance",
+        "DestroyedComputeInstance",
+        "DestroyedGpuInstance",
+        "MigModeChange",
+        "OperationFailure",
+        "OperationOutput",
+    )
+)
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401  # a model class
+    if name in _CHANGES:
+        from smimig import changes  # noqa: PLC0415  # made when first asked for: a listing does not need them
+
+        return getattr(changes, name)
+    raise AttributeError(f"module 'smimig.models' has no attribute {name!r}")
 
 
 @attrs.frozen
@@ -260,93 +291,3 @@ class GpuProcess:
     type: str
     name: str
     memory_mib: int | None
-
-
-# -- results of the mutating commands ---------------------------------------------------------------
-
-
-@attrs.frozen
-class MigModeChange:
-    """What ``nvidia-smi -i N -mig 1|0`` did to one GPU.
-
-    ``enabled`` is the mode asked for. ``pending`` means it is not in effect yet: the GPU is in use
-    (``reason`` says "In use by another client") or needs a reset; nvidia-smi's advice is in ``warnings``.
-    ``gpu`` is the index smimig asked about (None when a parser reads the text on its own).
-    """
-
-    gpu: int | None
-    bus_id: str
-    enabled: bool
-    pending: bool = False
-    reason: str | None = None
-    warnings: tuple[str, ...] = ()
-
-
-@attrs.frozen
-class CreatedComputeInstance:
-    """A compute instance that ``-cci`` (or ``-cgi … -C``) created."""
-
-    gpu: int
-    gi: int
-    id: int
-    profile_name: str
-    profile_id: int
-
-
-@attrs.frozen
-class CreatedGpuInstance:
-    """A GPU instance that ``-cgi`` created, with the compute instances ``-C`` made in it."""
-
-    gpu: int
-    id: int
-    profile_name: str
-    profile_id: int
-    compute_instances: tuple[CreatedComputeInstance, ...] = ()
-
-
-@attrs.frozen
-class DestroyedComputeInstance:
-    """A compute instance that ``-dci`` destroyed."""
-
-    gpu: int
-    gi: int
-    id: int
-
-
-@attrs.frozen
-class DestroyedGpuInstance:
-    """A GPU instance that ``-dgi`` destroyed."""
-
-    gpu: int
-    id: int
-
-
-@attrs.frozen
-class OperationFailure:
-    """One item a mutating command could not do, in nvidia-smi's words.
-
-    ``reason`` is the text after the last colon ("Insufficient Resources", "In use by another client",
-    "Not Found", "Insufficient Permissions", "Invalid Argument", …); the ids are those the line names.
-    """
-
-    message: str
-    reason: str
-    gpu: int | None = None
-    gi: int | None = None
-    ci: int | None = None
-    profile: str | None = None
-    bus_id: str | None = None
-
-    def __str__(self) -> str:
-        return self.message
-
-
-@attrs.frozen
-class OperationOutput(Generic[T]):
-    """A mutating command's output, read line by line: what it did, what failed, what it warned, and any
-    line it did not recognise (kept, never dropped)."""
-
-    completed: tuple[T, ...]
-    failures: tuple[OperationFailure, ...] = ()
-    warnings: tuple[str, ...] = ()
-    unrecognised: tuple[str, ...] = ()

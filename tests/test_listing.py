@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tabulate import tabulate
+
 import smimig
 from smimig import GpuInstance, Placement
-from smimig.listing import Listing
+from smimig.listing import Listing, text_table
 from smimig.sim import SimulatedRunner
 
 GIS = [
@@ -45,3 +49,23 @@ def test_api_results_display() -> None:
     status = smi.status()
     assert "MIG-89b757f7-3c4c-5b1c-9476-a11b14aa9308" in status._repr_html_()
     assert str(status).splitlines()[0] == "GPU 0  NVIDIA A30  GPU-d8430827-89da-89df-1d70-bde0c9883859  MIG on"
+
+
+# Cells of every kind text_table lays out itself (printable ASCII, blanks, padding, number-like text) and some
+# it hands to tabulate (wide characters, tabs, line breaks).
+_CELLS = st.text(alphabet=" 0123456789.-+:eEnaifTrueFls/MIGgb*x", max_size=12) | st.sampled_from(
+    ["", " ", "1e5", "nan", "True", "0x1F", "-3", " padded ", "界", "tab\there", "two\nlines", "é"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 5).flatmap(
+        lambda n: st.tuples(
+            st.lists(_CELLS, min_size=n, max_size=n), st.lists(st.lists(_CELLS, min_size=n, max_size=n), max_size=5)
+        )
+    )
+)
+def test_text_table_is_tabulates_simple_format(table: tuple[list[str], list[list[str]]]) -> None:
+    header, rows = table
+    assert text_table(header, rows) == tabulate(rows, headers=header, tablefmt="simple", disable_numparse=True)

@@ -29,15 +29,15 @@ off everywhere) and the box's "No MIG devices found" give ``[]``.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-
-import attrs
+from typing import TYPE_CHECKING, NamedTuple
 
 from smimig.errors import ParseError
 from smimig.models import Gpu, GpuProcess, MigDevice, MigDeviceUsage, MigMode, PciDeviceId
-from smimig.parsers._common import NO_MIG_DEVICES, compile_pattern, match_line
+from smimig.parsers._common import NO_MIG_DEVICES, Regex, compile_pattern, match_line
 from smimig.parsers.tables import Box, read_boxes
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "MIG_MODE_FIELDS",
@@ -54,16 +54,16 @@ __all__ = [
 _PROCESSES_TITLE = "Processes:"
 _PROCESSES_HEADER = "GPU GI CI PID Type Process name GPU Memory ID ID Usage".split()
 _NO_PROCESSES = "No running processes found"
-_PROCESS = re.compile(
+_PROCESS = Regex(
     r"^(?P<gpu>[0-9]{1,12}) (?P<gi>[0-9]{1,12}|N/A) (?P<ci>[0-9]{1,12}|N/A) (?P<pid>[0-9]{1,12}) "
     r"(?P<type>\S+) (?P<name>.+?) (?:(?P<memory>[0-9]{1,12})MiB|N/A)$"
 )
 
-_GPU_LINE = re.compile(r"^GPU (?P<index>[0-9]{1,12}): (?P<name>.+?) \(UUID: (?P<uuid>GPU-[^)\s]+)\)$")
+_GPU_LINE = Regex(r"^GPU (?P<index>[0-9]{1,12}): (?P<name>.+?) \(UUID: (?P<uuid>GPU-[^)\s]+)\)$")
 # Driver 470 prints "MIG-GPU-<uuid>/<gi>/<ci>", later drivers "MIG-<uuid>".
-_MIG_LINE = re.compile(r"^\s+(?P<name>MIG \S+)\s+Device\s+(?P<index>[0-9]{1,12}): \(UUID: (?P<uuid>MIG-[^)\s]+)\)$")
+_MIG_LINE = Regex(r"^\s+(?P<name>MIG \S+)\s+Device\s+(?P<index>[0-9]{1,12}): \(UUID: (?P<uuid>MIG-[^)\s]+)\)$")
 
-_NUMBER = re.compile("[0-9]{1,12}")  # ASCII: str.isdigit() also takes "²", which int() refuses
+_NUMBER = Regex("[0-9]{1,12}")  # ASCII: str.isdigit() also takes "²", which int() refuses
 
 MIG_MODE_FIELDS = ("index", "pci.bus_id", "mig.mode.current", "mig.mode.pending")
 """The fields smimig asks ``--query-gpu`` for, in order."""
@@ -164,7 +164,7 @@ PCI_DEVICE_ID_FIELDS = ("index", "pci.device_id")
 PCI_ID_FIELDS = ("index", "pci.device_id", "pci.sub_device_id")
 """The fields of the PCI ids query (device and subsystem id, what mig-parted's ``device-filter`` selects by)."""
 
-_PCI_DEVICE_ID = re.compile("0x[0-9A-Fa-f]{8}")
+_PCI_DEVICE_ID = Regex("0x[0-9A-Fa-f]{8}")
 
 
 def parse_pci_device_ids(text: str) -> list[PciDeviceId]:
@@ -197,8 +197,7 @@ def _parse_pci_rows(text: str, fields: tuple[str, ...]) -> list[PciDeviceId]:
     return ids
 
 
-@attrs.frozen
-class _MigDevicesColumns:
+class _MigDevicesColumns(NamedTuple):  # not an attrs class: cheaper to make at start-up
     """Where the "MIG devices:" box keeps each figure: cell indices, and the engines' order."""
 
     ids: int
@@ -252,6 +251,8 @@ def _mig_devices_box(box: Box, text: str) -> list[MigDeviceUsage]:
         return []
     columns = _mig_devices_columns(box, text)
     rows: list[MigDeviceUsage] = []
+    seen_instances: set[tuple[int, int, int]] = set()  # (GPU, GI, CI): each once
+    seen_devices: set[tuple[int, int]] = set()  # (GPU, MIG device index): each once
     for record in box.records:
         first = record.lines[0]
         if len(record.lines) < 2 or any(len(line.cells) != columns.width for line in record.lines):
@@ -291,10 +292,11 @@ def _mig_devices_box(box: Box, text: str) -> list[MigDeviceUsage]:
                 above.bar1_used_mib,
                 above.bar1_total_mib,
             )
-        if any((row.gpu, row.gi, row.ci) == (ids["gpu"], ids["gi"], ids["ci"]) for row in rows) or any(
-            (row.gpu, row.index) == (ids["gpu"], ids["index"]) for row in rows
-        ):
+        instance, device = (ids["gpu"], ids["gi"], ids["ci"]), (ids["gpu"], ids["index"])
+        if instance in seen_instances or device in seen_devices:
             raise ParseError("a MIG device listed twice", text, first.number)
+        seen_instances.add(instance)
+        seen_devices.add(device)
         rows.append(
             MigDeviceUsage(
                 gpu=ids["gpu"],

@@ -19,7 +19,6 @@ instance, compute instance, profile) are read where the line names them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Callable, TypeVar
 
@@ -39,7 +38,8 @@ from smimig.parsers._common import (
     NO_COMPUTE_INSTANCES,
     NO_GPU_INSTANCES,
     NO_MIG_ENABLED_DEVICES,
-    LazyPattern,
+    Pattern,
+    Regex,
     compile_pattern,
 )
 
@@ -67,22 +67,22 @@ _DESTROYED_CI = compile_pattern(
 _DESTROYED_GI = compile_pattern("Successfully destroyed GPU instance ID {id:Int} from GPU {gpu:Int}")
 
 _BUS_ID = r"(?P<bus_id>[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f])"
-_MODE_SET = re.compile(rf"^(?P<mode>Enabled|Disabled) MIG Mode for GPU {_BUS_ID}$")
-_MODE_PENDING = re.compile(
+_MODE_SET = Regex(rf"^(?P<mode>Enabled|Disabled) MIG Mode for GPU {_BUS_ID}$")
+_MODE_PENDING = Regex(
     rf"^Warning: MIG mode is in pending (?P<mode>enable|disable) state for GPU {_BUS_ID}:\s*(?P<reason>.*)$"
 )
-_MODE_UNABLE = re.compile(rf"^Unable to (?P<mode>enable|disable) MIG Mode for GPU {_BUS_ID}: (?P<reason>.+)$")
+_MODE_UNABLE = Regex(rf"^Unable to (?P<mode>enable|disable) MIG Mode for GPU {_BUS_ID}: (?P<reason>.+)$")
 # Advice nvidia-smi prints after a pending change, naming the GPU by bus id.
-_MODE_ADVICE = re.compile(rf"^(?:{_BUS_ID} is currently being used|Reboot the system or try nvidia-smi).*$")
-_ADVICE_BUS_ID = re.compile(_BUS_ID)
+_MODE_ADVICE = Regex(rf"^(?:{_BUS_ID} is currently being used|Reboot the system or try nvidia-smi).*$")
+_ADVICE_BUS_ID = Regex(_BUS_ID)
 
-_FAILURE = re.compile(r"^(?:Unable to|Failed to) .*?: (?P<reason>[^:]+)$")
+_FAILURE = Regex(r"^(?:Unable to|Failed to) .*?: (?P<reason>[^:]+)$")
 _FAILURE_IDS = {
-    "gpu": re.compile(r"\bGPU +([0-9]{1,12})(?![0-9])"),
-    "gi": re.compile(r"\bGPU instance ID +([0-9]{1,12})(?![0-9])"),
-    "ci": re.compile(r"\bcompute instance ID +([0-9]{1,12})(?![0-9])"),
+    "gpu": Regex(r"\bGPU +([0-9]{1,12})(?![0-9])"),
+    "gi": Regex(r"\bGPU instance ID +([0-9]{1,12})(?![0-9])"),
+    "ci": Regex(r"\bcompute instance ID +([0-9]{1,12})(?![0-9])"),
 }
-_FAILURE_PROFILE = re.compile(r"\busing profile (.+?)(?: \(ID +[0-9]{1,12}\))?:")
+_FAILURE_PROFILE = Regex(r"\busing profile (.+?)(?: \(ID +[0-9]{1,12}\))?:")
 # Whole-line answers that mean there was nothing to act on, with the reason they amount to.
 _NOTHING_THERE = {
     NO_GPU_INSTANCES: "Not Found",
@@ -151,10 +151,10 @@ def _read(
     return OperationOutput(tuple(completed), tuple(failures), tuple(warnings), tuple(unrecognised))
 
 
-def _matcher(pattern: LazyPattern, model: Callable[..., T]) -> Callable[[str], T | None]:
+def _matcher(pattern: Pattern, model: Callable[..., T]) -> Callable[[str], T | None]:
     def success(line: str) -> T | None:
-        result = pattern.parse(line)
-        return None if result is None else model(**result.named)
+        fields = pattern.match(line)
+        return None if fields is None else model(**fields)
 
     return success
 

@@ -17,7 +17,7 @@ anything else it does not recognise.
 
 from __future__ import annotations
 
-import re
+from typing import TYPE_CHECKING, Any
 
 from smimig.errors import ParseError
 from smimig.models import (
@@ -29,12 +29,17 @@ from smimig.models import (
 from smimig.parsers._common import (
     NO_GPU_INSTANCES,
     NO_MIG_ENABLED_DEVICES,
+    Pattern,
+    Regex,
     compile_pattern,
     is_empty_message,
     match_line,
     placements_from,
 )
-from smimig.parsers.tables import Record, read_single_box
+from smimig.parsers.tables import read_single_box
+
+if TYPE_CHECKING:
+    from smimig.parsers.tables import Record
 
 __all__ = [
     "parse_ci_placements",
@@ -49,6 +54,9 @@ _GI_PROFILE_FIRST = compile_pattern(
     "{gpu:Int} {name:Name} {id:Int} {free:Int}/{total:Int} {memory_gib:Float} {p2p:YesNo} {sm:Int} {dec:Int} {enc:Int}"
 )
 _GI_PROFILE_SECOND = compile_pattern("{ce:Int} {jpeg:Int} {ofa:Int}")
+# A record's two lines matched at once, a line break between them: one match a profile (the lines are matched
+# one by one only to say which of them is wrong).
+_GI_PROFILE = compile_pattern(f"{_GI_PROFILE_FIRST.pattern}\n{_GI_PROFILE_SECOND.pattern}")
 
 _CI_PROFILES_TITLE = "Compute instance profiles:"
 _CI_PROFILES_HEADER = (
@@ -59,13 +67,14 @@ _CI_PROFILE_FIRST = compile_pattern(
     "{sm:Int} {dec:Int} {enc:Int} {ofa:Int}"
 )
 _CI_PROFILE_SECOND = compile_pattern("{ce:Int} {jpeg:Int}")
+_CI_PROFILE = compile_pattern(f"{_CI_PROFILE_FIRST.pattern}\n{_CI_PROFILE_SECOND.pattern}")
 
 # "Placement :" (one placement) and "Placements:" (several), on drivers 510 to 580 alike.
-_GI_PLACEMENTS = re.compile(
+_GI_PLACEMENTS = Regex(
     r"^GPU +(?P<gpu>[0-9]{1,12}) +Profile ID +(?P<profile_id>[0-9]{1,12}) +Placements? ?: +"
     r"\{(?P<starts>[0-9]{1,12}(?:,[0-9]{1,12})*)?\}:(?P<size>[0-9]{1,12})$"
 )
-_CI_PLACEMENTS = re.compile(
+_CI_PLACEMENTS = Regex(
     r"^GPU +(?P<gpu>[0-9]{1,12}) +GI +(?P<gi>[0-9]{1,12}) +Profile ID +(?P<profile_id>[0-9]{1,12}) +Placements? ?: +"
     r"\{(?P<starts>[0-9]{1,12}(?:,[0-9]{1,12})*)?\}:(?P<size>[0-9]{1,12})$"
 )
@@ -74,11 +83,18 @@ _GI_EMPTY = (NO_MIG_ENABLED_DEVICES,)
 _CI_EMPTY = (NO_MIG_ENABLED_DEVICES, NO_GPU_INSTANCES)
 
 
-def _two_lines(record: Record, text: str, what: str) -> tuple[str, str, int, int]:
+def _two_lines(record: Record, text: str, patterns: tuple[Pattern, Pattern, Pattern], what: str) -> dict[str, Any]:
+    """The fields of a two-line record: ``patterns`` are the first line's, the second's, and both at once."""
     if len(record.lines) != 2:
         raise ParseError(f"a {what} record has two lines", text, record.number)
     first, second = record.lines
-    return first.text, second.text, first.number, second.number
+    first_pattern, second_pattern, both = patterns
+    fields = both.match(f"{first.text}\n{second.text}")
+    if fields is None:  # say which line is wrong
+        match_line(first_pattern, first.text, text, first.number, what)
+        match_line(second_pattern, second.text, text, second.number, what)
+        raise ParseError(f"unrecognised {what}", text, first.number)  # not reached: one of the lines is wrong
+    return fields
 
 
 def parse_gi_profiles(text: str) -> list[GpuInstanceProfile]:
@@ -86,13 +102,8 @@ def parse_gi_profiles(text: str) -> list[GpuInstanceProfile]:
     if is_empty_message(text, _GI_EMPTY):
         return []
     box = read_single_box(text, _GI_PROFILES_TITLE, _GI_PROFILES_HEADER)
-    profiles = []
-    for record in box.records:
-        first, second, first_number, second_number = _two_lines(record, text, "GPU instance profile")
-        fields = match_line(_GI_PROFILE_FIRST, first, text, first_number, "GPU instance profile")
-        fields.update(match_line(_GI_PROFILE_SECOND, second, text, second_number, "GPU instance profile"))
-        profiles.append(GpuInstanceProfile(**fields))
-    return profiles
+    patterns = (_GI_PROFILE_FIRST, _GI_PROFILE_SECOND, _GI_PROFILE)
+    return [GpuInstanceProfile(**_two_lines(record, text, patterns, "GPU instance profile")) for record in box.records]
 
 
 def parse_ci_profiles(text: str) -> list[ComputeInstanceProfile]:
@@ -100,16 +111,14 @@ def parse_ci_profiles(text: str) -> list[ComputeInstanceProfile]:
     if is_empty_message(text, _CI_EMPTY):
         return []
     box = read_single_box(text, _CI_PROFILES_TITLE, _CI_PROFILES_HEADER)
-    profiles = []
-    for record in box.records:
-        first, second, first_number, second_number = _two_lines(record, text, "compute instance profile")
-        fields = match_line(_CI_PROFILE_FIRST, first, text, first_number, "compute instance profile")
-        fields.update(match_line(_CI_PROFILE_SECOND, second, text, second_number, "compute instance profile"))
-        profiles.append(ComputeInstanceProfile(**fields))
-    return profiles
+    patterns = (_CI_PROFILE_FIRST, _CI_PROFILE_SECOND, _CI_PROFILE)
+    return [
+        ComputeInstanceProfile(**_two_lines(record, text, patterns, "compute instance profile"))
+        for record in box.records
+    ]
 
 
-def _placement_lines(text: str, pattern: re.Pattern[str], what: str) -> list[dict[str, str]]:
+def _placement_lines(text: str, pattern: Regex, what: str) -> list[dict[str, str]]:
     found = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()

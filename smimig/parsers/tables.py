@@ -23,11 +23,12 @@ the headings raises ``ParseError``: a column smimig does not know is never read 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
-import attrs
+from typing import TYPE_CHECKING, NamedTuple
 
 from smimig.errors import ParseError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = [
     "HEADING_SYNONYMS",
@@ -47,12 +48,10 @@ HEADING_SYNONYMS: Mapping[tuple[str, ...], tuple[str, ...]] = {
 }
 """Heading words some drivers print (left) for the words smimig reads (right)."""
 
-_BORDER_CHARS = frozenset("+- ")
-_RULE_CHARS = frozenset("|=+")
 
-
-@attrs.frozen
-class Line:
+# NamedTuples, not attrs classes: one is built for every line read, and a command that prints one listing
+# should not pay at start for making three more classes (attrs compiles each one's methods).
+class Line(NamedTuple):
     """One content line of a box: its cells (stripped) and its 1-based line number in the text."""
 
     number: int
@@ -64,8 +63,7 @@ class Line:
         return " ".join(" ".join(self.cells).split())
 
 
-@attrs.frozen
-class Record:
+class Record(NamedTuple):
     """The content lines between two borders below the rule, and the border above them (None right below
     the rule). A border with spaces where a column is (``+----+      +----+``) merges that cell with the
     record above."""
@@ -86,8 +84,7 @@ class Record:
         return self.lines[0].number
 
 
-@attrs.frozen
-class Box:
+class Box(NamedTuple):
     """One boxed table: its title, header lines and records."""
 
     title: str
@@ -113,6 +110,8 @@ class Box:
 
 def canonical_words(words: Sequence[str]) -> list[str]:
     """``words`` with every renamed heading (:data:`HEADING_SYNONYMS`) replaced by the name smimig reads."""
+    if all(synonym[0] not in words for synonym in HEADING_SYNONYMS):  # the common case: nothing renamed
+        return list(words)
     result: list[str] = []
     index = 0
     while index < len(words):
@@ -136,17 +135,12 @@ def _without(words: Sequence[str], dropped: Sequence[str]) -> list[str]:
 
 def _is_border(line: str) -> bool:
     # Driver 515 opens the GPU table's inner borders with '|' ("|----+----+"), 545 with "|----+----+".
-    return (
-        len(line) > 1 and line[0] in "+|" and line[-1] in "+|" and line[1] == "-" and set(line[1:-1]) <= _BORDER_CHARS
-    )
+    # (str.strip with characters leaves nothing exactly when the text has no other character: a C loop.)
+    return line[1:2] == "-" and line[0] in "+|" and line[-1] in "+|" and not line[1:-1].strip("+- ")
 
 
 def _is_rule(line: str) -> bool:
-    return line.startswith("|") and "=" in line and set(line) <= _RULE_CHARS
-
-
-def _cells(line: str) -> tuple[str, ...]:
-    return tuple(cell.strip() for cell in line[1:-1].split("|"))
+    return line[:1] == "|" and "=" in line and not line.strip("|=+")
 
 
 def _read_box(text: str, lines: Sequence[str], first: int, last: int) -> Box:  # noqa: PLR0912
@@ -161,41 +155,35 @@ def _read_box(text: str, lines: Sequence[str], first: int, last: int) -> Box:  #
     current: list[Line] = []
     border_above: str | None = None
     seen_rule = False
-    for index in range(first + 1, last - 1):
-        raw = lines[index]
-        number = index + 1
-        if _is_border(raw):
-            if seen_rule and current:
-                records.append(Record(tuple(current), border_above))
-                current = []
+    number = first + 1  # 1-based: the line after the top border is number first + 2
+    for raw in lines[first + 1 : last - 1]:
+        number += 1
+        if raw[1:2] == "-" and _is_border(raw):
             if seen_rule:
+                if current:
+                    records.append(Record(tuple(current), border_above))
+                    current = []
                 border_above = raw
             continue
-        if _is_rule(raw):
+        if "=" in raw and _is_rule(raw):
             if seen_rule or title is None:
                 raise ParseError("unexpected ==== rule in table", text, number)
             seen_rule = True
             continue
-        if not (raw.startswith("|") and raw.endswith("|")):
+        if raw[0] != "|" or raw[-1] != "|":
             raise ParseError("table line must be enclosed in | ... |", text, number)
-        line = Line(number, _cells(raw))
-        if title is None:
-            title = line
-        elif seen_rule:
+        line = Line(number, tuple([cell.strip() for cell in raw[1:-1].split("|")]))
+        if seen_rule:
             current.append(line)
+        elif title is None:
+            title = line
         else:
             header.append(line)
     if current:
         records.append(Record(tuple(current), border_above))
     if title is None:
         raise ParseError("table has no title line", text, first + 1)
-    return Box(
-        title=title.text,
-        header=tuple(header),
-        records=tuple(records),
-        first_line=first + 1,
-        last_line=last,
-    )
+    return Box(title.text, tuple(header), tuple(records), first + 1, last)
 
 
 def read_boxes(text: str) -> tuple[list[Box], list[tuple[int, str]]]:
@@ -207,16 +195,18 @@ def read_boxes(text: str) -> tuple[list[Box], list[tuple[int, str]]]:
     boxes: list[Box] = []
     loose: list[tuple[int, str]] = []
     index = 0
-    while index < len(lines):
-        if lines[index].startswith(("+", "|")):
-            end = index
-            while end < len(lines) and lines[end].startswith(("+", "|")):
+    count = len(lines)
+    while index < count:
+        line = lines[index]
+        if line[:1] in ("+", "|"):
+            end = index + 1
+            while end < count and lines[end][:1] in ("+", "|"):
                 end += 1
             boxes.append(_read_box(text, lines, index, end))
             index = end
             continue
-        if lines[index].strip():
-            loose.append((index + 1, lines[index]))
+        if line:
+            loose.append((index + 1, line))
         index += 1
     return boxes, loose
 
