@@ -94,7 +94,12 @@ def _nodes() -> dict[str, dict[tuple[str, ...], str]]:
             tuple(commands.GIS.argv()): (a30 / "lgi-again.txt").read_text(encoding="utf-8"),
             tuple(commands.CIS.argv()): (a30 / "lci.txt").read_text(encoding="utf-8"),
             tuple(commands.GI_PROFILES.argv()): (a30 / "lgip.txt").read_text(encoding="utf-8"),
-            tuple(commands.MIG_DEVICES.argv()): (a30 / "table-four-cis-mig-section.txt").read_text(encoding="utf-8"),
+            tuple(commands.GI_PLACEMENTS.argv()): (a30 / "lgipp.txt").read_text(encoding="utf-8"),
+            # The seed kept only the table's MIG devices box; status reads its Processes box too (the slice
+            # maps mark busy instances): the H100's recorded one ("No running processes found") stands in.
+            tuple(commands.MIG_DEVICES.argv()): (a30 / "table-four-cis-mig-section.txt").read_text(encoding="utf-8")
+            + "\n"
+            + _processes_box((h100 / "table.stdout").read_text(encoding="utf-8")),
         },
         "H100, MIG off": {
             tuple(commands.GPUS.argv()): (h100 / "L.stdout").read_text(encoding="utf-8"),
@@ -102,9 +107,17 @@ def _nodes() -> dict[str, dict[tuple[str, ...], str]]:
             tuple(commands.GIS.argv()): (h100 / "lgi.stdout").read_text(encoding="utf-8"),
             tuple(commands.CIS.argv()): (h100 / "lci.stdout").read_text(encoding="utf-8"),
             tuple(commands.GI_PROFILES.argv()): (h100 / "lgip.stdout").read_text(encoding="utf-8"),
+            tuple(commands.GI_PLACEMENTS.argv()): (h100 / "lgipp.stdout").read_text(encoding="utf-8"),
             tuple(commands.MIG_DEVICES.argv()): (h100 / "table.stdout").read_text(encoding="utf-8"),
         },
     }
+
+
+def _processes_box(table: str) -> str:
+    """The "Processes:" box of a plain nvidia-smi table (its last box)."""
+    lines = table.rstrip("\n").splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("| Processes:")) - 1
+    return "\n".join(lines[start:]) + "\n"
 
 
 def _run_timed(argv: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
