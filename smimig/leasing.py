@@ -556,7 +556,13 @@ def _release(smi: Smi, ledger: Ledger, held: Lease, timeout: float | None) -> No
             view = ledger.read()
 
             def others(gpu: int, gi: int) -> tuple[str, ...]:
-                return tuple(entry for entry in view.claimants(gpu, gi) if entry != held.entry)
+                # Only another live, trusted lease takes a GI over: a forged or orphaned claim never stops a
+                # release from destroying its own device.
+                return tuple(
+                    record.entry
+                    for record in view.records
+                    if record.alive and (record.gpu, record.gi) == (gpu, gi) and record.entry != held.entry
+                )
 
             action, reason = _settle(smi, ledger, _Target.of(held), node, claimed=others, on_partial=releasing)
     except (NodeLockTimeout, SmimigError) as error:
