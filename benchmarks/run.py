@@ -174,7 +174,9 @@ def command_starts(runs: int) -> None:
             ("smimig status", ["status"], h100, "H100, MIG off"),
             ("smimig --help", ["--help"], a30, "-"),
         ):
-            env = {**os.environ, "SMIMIG_NVIDIA_SMI": str(stand_in)}
+            # A node lock (and lease ledger) of its own: none of this machine's leases to mark on the maps.
+            lock = str(Path(directory) / "node.lock")
+            env = {**os.environ, "SMIMIG_NVIDIA_SMI": str(stand_in), "SMIMIG_LOCK_FILE": lock}
             command = [str(script), *args]
             _run_timed(floor, env)
             _run_timed(command, env)  # warm-up: the page cache, not the measure

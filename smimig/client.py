@@ -415,25 +415,28 @@ class Smi:
         modes: Listing[MigMode]
         gis: Listing[GpuInstance]
         cis: Listing[ComputeInstance]
-        both: tuple[Listing[GpuInstanceProfile], Listing[GpuInstancePlacements]]
-        gpus, modes, gis, cis, both = _read_all(reads, self.max_workers if table is None else self.max_workers - 1)
-        profiles, placements = both
+        profiles: Listing[GpuInstanceProfile]
+        placements: Listing[GpuInstancePlacements]
+        workers = self.max_workers if table is None else self.max_workers - 1
+        gpus, modes, gis, cis, (profiles, placements) = _read_all(reads, workers)
         mig = {mode.gpu for mode in modes if mode.current}
-        in_mig = [ci for ci in cis if ci.gpu in mig]
+        gis_in_mig = [gi for gi in gis if gi.gpu in mig]
+        cis_in_mig = [ci for ci in cis if ci.gpu in mig]
         usage: Sequence[MigDeviceUsage] = ()
         processes: Sequence[GpuProcess] = ()
-        if in_mig:
+        if cis_in_mig:
             usage, processes = read_plain_table(self, wanted) if table is None else table.results()[0]
         return build_status(
             gpus=gpus,
             modes=modes,
-            gis=[gi for gi in gis if gi.gpu in mig],
-            cis=in_mig,
+            gis=gis_in_mig,
+            cis=cis_in_mig,
             profiles=[profile for profile in profiles if profile.gpu in mig],
             usage=usage,
             placements=[entry for entry in placements if entry.gpu in mig],
             processes=processes,
-            leases=read_leases(self) if mig else [],
+            # Leases mark GPU instances on the maps: with none on a GPU in MIG mode, the ledger has nothing to add.
+            leases=read_leases(self) if gis_in_mig else [],
         )
 
     # -- changes ---------------------------------------------------------------------------------

@@ -42,11 +42,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import stat
-import tempfile
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -55,6 +52,7 @@ import attrs
 from smimig import holders
 from smimig.errors import LedgerError
 from smimig.geometry import Placement
+from smimig.lock_paths import ledger_directory
 from smimig.locking import holding, lock_path_for, untrusted_reason
 
 if TYPE_CHECKING:
@@ -140,10 +138,9 @@ class LedgerView:
 
 
 def ledger_dir(lock_file: str | os.PathLike[str]) -> Path:
-    """The ledger directory beside ``lock_file``: ``/run/lock/smimig.lock`` -> ``/run/lock/smimig.leases``."""
-    path = Path(lock_file)
-    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    return path.with_name(stem + ".leases")
+    """The ledger directory beside ``lock_file``: ``/run/lock/smimig.lock`` -> ``/run/lock/smimig.leases``
+    (:func:`smimig.lock_paths.ledger_directory`)."""
+    return Path(ledger_directory(lock_file))
 
 
 # -- reading ------------------------------------------------------------------------------------------
@@ -352,6 +349,11 @@ class Ledger:
             RuntimeError: the node lock is not held by this thread.
             LedgerError: the directory cannot be trusted, or the entry cannot be written.
         """
+        # Only a writer needs these; smimig status reads the ledger at every start (issue 17).
+        import secrets  # noqa: PLC0415
+        import tempfile  # noqa: PLC0415
+        from datetime import datetime, timezone  # noqa: PLC0415
+
         self._check_locked()
         directory = self._prepare()
         me = holders.current()

@@ -41,11 +41,9 @@ import os
 import shlex
 import stat
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -53,6 +51,7 @@ import attrs
 
 from smimig import holders
 from smimig.errors import LedgerError, NodeLockTimeout
+from smimig.lock_paths import LOCK_ENV, default_lock_file, lock_file_for
 
 if TYPE_CHECKING:
     from smimig.client import Smi
@@ -71,9 +70,6 @@ __all__ = [
     "node_lock",
     "untrusted_reason",
 ]
-
-LOCK_ENV = "SMIMIG_LOCK_FILE"
-"""The environment variable that names the node lock file."""
 
 TIMEOUT_ENV = "SMIMIG_LOCK_TIMEOUT"
 """The environment variable that sets how many seconds a change waits for the node lock (default 120)."""
@@ -108,24 +104,14 @@ OnWait = Callable[[Path, Optional[LockHolder]], object]
 
 def default_lock_path() -> Path:
     """``$SMIMIG_LOCK_FILE``, else ``/run/lock/smimig.lock`` (shared by root and users alike), else one in
-    the temporary directory."""
-    if os.environ.get(LOCK_ENV):
-        return Path(os.environ[LOCK_ENV])
-    run_lock = Path("/run/lock")
-    if run_lock.is_dir() and os.access(run_lock, os.W_OK):
-        return run_lock / "smimig.lock"
-    return Path(tempfile.gettempdir()) / "smimig.lock"
+    the temporary directory (:func:`smimig.lock_paths.default_lock_file`)."""
+    return Path(default_lock_file())
 
 
 def lock_path_for(smi: Smi | None = None) -> Path:
     """The lock file that guards the node ``smi`` changes: beside the state file for a simulated node kept in
-    a file (``--simulate``), else :func:`default_lock_path`."""
-    sim = sys.modules.get("smimig.sim")  # not loaded: the runner cannot be one of its classes
-    runner = getattr(smi, "runner", None)
-    if sim is not None and isinstance(runner, sim.StateFileRunner):
-        state = Path(runner.path)
-        return state.with_name(state.name + ".node.lock")
-    return default_lock_path()
+    a file (``--simulate``), else :func:`default_lock_path` (:func:`smimig.lock_paths.lock_file_for`)."""
+    return Path(lock_file_for(smi))
 
 
 def _timeout(timeout: float | None) -> float:
@@ -261,6 +247,8 @@ def _command_line() -> str:
 
 
 def _write_holder(fd: int) -> None:
+    from datetime import datetime, timezone  # noqa: PLC0415  # only a holder writes the time
+
     me = holders.current()
     line = json.dumps(
         {

@@ -25,7 +25,6 @@ GPU 0  NVIDIA H100 80GB HBM3  (8 memory slices, 7 compute slices)
 
 from __future__ import annotations
 
-import hashlib
 import html
 import math
 from collections.abc import Iterable, Sequence
@@ -751,6 +750,8 @@ def _room_column(slice_map: SliceMap, x: float) -> list[str]:
 
 
 def _svg(slice_map: SliceMap) -> str:
+    import hashlib  # noqa: PLC0415  # for Jupyter's pictures: smimig status in a terminal need not load it (2 ms)
+
     # ids unique to the picture, as every SVG of a notebook page shares one id space
     ids = "smimig-" + hashlib.sha1(repr(slice_map).encode(), usedforsecurity=False).hexdigest()[:10]
     slices = max(1, slice_map.slices)

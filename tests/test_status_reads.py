@@ -3,12 +3,16 @@ instances, the only case where the table changes the answer; one read at a time 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
 import smimig
-from smimig.node_status import build_status, read_leases
+from smimig.node_status import build_status, read_leases, read_plain_table
 from smimig.runner import RunResult
 from smimig.sim import SimulatedRunner
 from smimig.testing import FakeRunner
@@ -17,19 +21,20 @@ TABLE = ()  # plain nvidia-smi: no arguments
 
 
 def every_read(runner: SimulatedRunner) -> smimig.NodeStatus:
-    """The status as it was always built: every listing, the table (devices and processes) included."""
+    """The status as it was always built: every listing, the table included."""
     smi = smimig.Smi(runner=runner, max_workers=1)
     modes = smi.mig_mode()
     mig = {mode.gpu for mode in modes if mode.current}
+    usage, processes = read_plain_table(smi, None)
     return build_status(
         gpus=smi.list_gpus(),
         modes=modes,
         gis=[gi for gi in smi.list_gis() if gi.gpu in mig],
         cis=[ci for ci in smi.list_cis() if ci.gpu in mig],
         profiles=[profile for profile in smi.list_gi_profiles() if profile.gpu in mig],
-        usage=smi.list_mig_devices(),
+        usage=usage,
         placements=[entry for entry in smi.list_gi_placements() if entry.gpu in mig],
-        processes=smi.list_processes(),
+        processes=processes,
         leases=read_leases(smi) if mig else [],
     )
 
@@ -122,3 +127,19 @@ def test_reads_stay_within_max_workers() -> None:
         most[0] = 0
         assert smimig.Smi(runner=FakeRunner(handler=counted), max_workers=workers).status() == every_read(runner)
         assert most[0] <= workers
+
+
+def test_without_a_ledger_status_loads_none_of_its_machinery(tmp_path: Path) -> None:
+    # Leases mark instances on the maps; with no ledger directory there is none to mark, and the ledger's
+    # modules stay unloaded: every smimig status on a MIG node would pay for them (the simulator loads json).
+    code = (
+        "import sys, smimig\n"
+        "from smimig.sim import SimulatedRunner\n"
+        "smi = smimig.Smi(runner=SimulatedRunner('A30', mig=True))\n"
+        "smi.create_gi(0, ['2g.12gb'], ci=True)\n"
+        "assert 'GI 1' in str(smi.status())\n"
+        "print(sorted(m for m in ('smimig.ledger', 'smimig.locking', 'smimig.holders') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "SMIMIG_LOCK_FILE": str(tmp_path / "node.lock")}
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert loaded.stdout.strip() == "[]"
