@@ -3,6 +3,8 @@ that are not text."""
 
 from __future__ import annotations
 
+import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -75,3 +77,78 @@ def test_a_parse_error_quotes_a_clipped_line() -> None:
         parsers.parse_gpu_list(text)
     assert len(str(caught.value)) < 400
     assert caught.value.line == text.rstrip("\n")  # the attribute keeps all of it
+
+
+def test_standard_error_past_the_cap_is_a_failure_too(tmp_path: Path) -> None:
+    runner = SubprocessRunner(stand_in(tmp_path, "exec yes 'warning' >&2"), timeout=30)
+    with pytest.raises(NvidiaSmiError, match=f"more than {MAX_OUTPUT} bytes") as caught:
+        runner.run(["-L"])
+    assert caught.value.stdout == ""
+    assert caught.value.stderr.startswith("warning\n")
+
+
+def test_an_interrupt_while_reading_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = stand_in(tmp_path, f"sleep 60 &\necho $! > {pid_file}\nwait")
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            SubprocessRunner(script, timeout=30).run(["-L"])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    child = int(pid_file.read_text())
+    for _ in range(100):
+        if not alive(child):
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail(f"the stand-in's child {child} outlived the interrupt")
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        ("tool", "{bin}"),
+        ("tool", "{empty}:{bin}"),  # found in the second directory
+        ("tool", "{bin}:{bin}"),
+        ("tool", ""),  # an empty PATH finds nothing
+        ("plain", "{bin}"),  # not executable
+        ("sub", "{bin}"),  # a directory
+        ("missing", "{bin}"),
+        ("{bin}/tool", "{empty}"),  # a directory part: checked as it is
+        ("{bin}/plain", "{empty}"),
+        ("./tool", "{empty}"),
+        ("tool", ":"),  # empty entries: the current directory
+    ],
+)
+def test_the_binary_is_found_as_shutil_finds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, path: str
+) -> None:
+    from smimig.runner import _which  # noqa: PLC0415  # smimig's own which, without shutil's import
+
+    binaries, empty = tmp_path / "bin", tmp_path / "empty"
+    (binaries / "sub").mkdir(parents=True)
+    empty.mkdir()
+    for file, mode in (("tool", 0o755), ("plain", 0o644)):
+        (binaries / file).write_text("#!/bin/sh\n")
+        (binaries / file).chmod(mode)
+    (tmp_path / "tool").write_text("#!/bin/sh\n")
+    (tmp_path / "tool").chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", path.format(bin=binaries, empty=empty))
+    name = name.format(bin=binaries)
+    assert _which(name) == shutil.which(name)
+
+
+def test_no_path_at_all_is_the_system_default_as_shutil_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smimig.runner import _which  # noqa: PLC0415
+
+    monkeypatch.delenv("PATH", raising=False)
+    assert _which("sh") == shutil.which("sh")
+    assert _which("sh") is not None
