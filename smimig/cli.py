@@ -113,10 +113,44 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _columns() -> int:
+    """The terminal's width as :func:`shutil.get_terminal_size` gives it ($COLUMNS, else the terminal of
+    standard output, else 80), without importing shutil (with bz2, lzma, zlib: 2 ms of every command)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, told the terminal's width: argparse makes one for every argument added (to check
+    its metavar), and each would import shutil to ask for the width."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+        **more: Any,  # noqa: ANN401  # what later Pythons add (color)
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width, **more)
+
+
+class _RawDescriptionHelpFormatter(_HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """argparse's RawDescriptionHelpFormatter with :class:`_HelpFormatter`'s width."""
+
+
 def _common(suppress: bool) -> argparse.ArgumentParser:
     """Options accepted before or after the command (``smimig --json gis`` and ``smimig gis --json``)."""
     default: Any = argparse.SUPPRESS if suppress else None
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, formatter_class=_HelpFormatter)
     group = parser.add_argument_group("common options")
     group.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS if suppress else False, help="print JSON"
@@ -196,7 +230,7 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  # one statement per 
         prog="smimig",
         description=_DESCRIPTION,
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_RawDescriptionHelpFormatter,
         parents=[_common(suppress=False)],
     )
     parser.add_argument("--version", action="version", version=f"smimig {smimig.__version__}")
@@ -209,7 +243,13 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  # one statement per 
 
     def command(name: str, help_text: str) -> _Subcommand:
         parents = [common]  # ArgumentParser's own: the options every sub-command takes
-        return commands.add_parser(name, help=help_text, description=help_text, parents=parents)  # type: ignore[arg-type]
+        return commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            parents=parents,  # type: ignore[arg-type]
+            formatter_class=_HelpFormatter,
+        )
 
     _gpu_option(command("status", "everything at a glance (the default)"))
     _gpu_option(command("gpus", "GPUs and their MIG devices (nvidia-smi -L)"))

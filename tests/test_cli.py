@@ -3,6 +3,7 @@ run the same tests through the console script in a subprocess."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -200,6 +201,19 @@ def test_help_reads_well(run: Any) -> None:
     ):
         assert f"    {command} " in result.stdout
     assert "exit codes:" in result.stdout
+
+
+@pytest.mark.parametrize("columns", [None, "60", "200", "0", "-5", "wide"])
+def test_help_is_as_wide_as_argparse_would_make_it(monkeypatch: pytest.MonkeyPatch, columns: str | None) -> None:
+    # smimig tells argparse the terminal's width itself (argparse would import shutil to ask): the same width.
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert cli._columns() == shutil.get_terminal_size().columns
+    expected = argparse.ArgumentParser(prog="smimig", description="word " * 80).format_help()
+    ours = argparse.ArgumentParser(prog="smimig", description="word " * 80, formatter_class=cli._HelpFormatter)
+    assert ours.format_help() == expected
 
 
 def test_python_dash_m(tmp_path: Path) -> None:
