@@ -9,7 +9,6 @@ in ASCII in the text, as an SVG in Jupyter.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -136,6 +135,8 @@ class NodeStatus:
         return "\n".join(self.lines()) if self.gpus else "(no GPUs)"
 
     def _repr_html_(self) -> str:
+        import html  # noqa: PLC0415  # only in Jupyter: `smimig status` does not load it
+
         parts = []
         for status in self.gpus:
             gpu = status.gpu

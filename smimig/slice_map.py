@@ -25,7 +25,6 @@ GPU 0  NVIDIA H100 80GB HBM3  (8 memory slices, 7 compute slices)
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol, Union
@@ -584,6 +583,12 @@ _BUSY_COLOUR = "#e8590c"
 _OUTLINE = {"stroke": "currentColor", "stroke_opacity": "0.7"}
 
 
+def _escape(text: str) -> str:
+    from html import escape  # noqa: PLC0415  # only for SVG (Jupyter): `smimig status` does not load it
+
+    return escape(text)
+
+
 def _element(tag: str, *children: str, **attributes: object) -> str:
     """``<tag a="1">children</tag>``; an attribute ``stroke_width`` is written ``stroke-width``, a float
     with one decimal, None left out."""
@@ -592,7 +597,7 @@ def _element(tag: str, *children: str, **attributes: object) -> str:
         return f"{item:.1f}" if isinstance(item, float) else str(item)
 
     written = "".join(
-        f' {key.rstrip("_").replace("_", "-")}="{html.escape(value(item))}"'
+        f' {key.rstrip("_").replace("_", "-")}="{_escape(value(item))}"'
         for key, item in attributes.items()
         if item is not None
     )
@@ -603,11 +608,11 @@ def _text(x: float, y: float, text: str, room: float, **attributes: object) -> s
     """A label, squeezed into ``room`` px should the estimate say it is wider."""
     if len(text) * _CHAR > room:
         attributes.update(textLength=f"{max(room, 1):.0f}", lengthAdjust="spacingAndGlyphs")
-    return _element("text", html.escape(text), x=float(x), y=float(y), **attributes)
+    return _element("text", _escape(text), x=float(x), y=float(y), **attributes)
 
 
 def _title(text: str) -> str:
-    return _element("title", html.escape(text))
+    return _element("title", _escape(text))
 
 
 def _gi_title(span: InstanceSpan) -> str:
