@@ -10,6 +10,8 @@ from typing import Generic, TypeVar
 
 import attrs
 
+from smimig._repr import AttrsRepr
+
 __all__ = [
     "CreatedComputeInstance",
     "CreatedGpuInstance",
@@ -23,8 +25,8 @@ __all__ = [
 T = TypeVar("T")
 
 
-@attrs.frozen
-class MigModeChange:
+@attrs.frozen(repr=False)
+class MigModeChange(AttrsRepr):
     """What ``nvidia-smi -i N -mig 1|0`` did to one GPU.
 
     ``enabled`` is the mode asked for. ``pending`` means it is not in effect yet: the GPU is in use
@@ -40,8 +42,8 @@ class MigModeChange:
     warnings: tuple[str, ...] = ()
 
 
-@attrs.frozen
-class CreatedComputeInstance:
+@attrs.frozen(repr=False)
+class CreatedComputeInstance(AttrsRepr):
     """A compute instance that ``-cci`` (or ``-cgi … -C``) created."""
 
     gpu: int
@@ -51,8 +53,8 @@ class CreatedComputeInstance:
     profile_id: int
 
 
-@attrs.frozen
-class CreatedGpuInstance:
+@attrs.frozen(repr=False)
+class CreatedGpuInstance(AttrsRepr):
     """A GPU instance that ``-cgi`` created, with the compute instances ``-C`` made in it."""
 
     gpu: int
@@ -62,8 +64,8 @@ class CreatedGpuInstance:
     compute_instances: tuple[CreatedComputeInstance, ...] = ()
 
 
-@attrs.frozen
-class DestroyedComputeInstance:
+@attrs.frozen(repr=False)
+class DestroyedComputeInstance(AttrsRepr):
     """A compute instance that ``-dci`` destroyed."""
 
     gpu: int
@@ -71,16 +73,16 @@ class DestroyedComputeInstance:
     id: int
 
 
-@attrs.frozen
-class DestroyedGpuInstance:
+@attrs.frozen(repr=False)
+class DestroyedGpuInstance(AttrsRepr):
     """A GPU instance that ``-dgi`` destroyed."""
 
     gpu: int
     id: int
 
 
-@attrs.frozen
-class OperationFailure:
+@attrs.frozen(repr=False)
+class OperationFailure(AttrsRepr):
     """One item a mutating command could not do, in nvidia-smi's words.
 
     ``reason`` is the text after the last colon ("Insufficient Resources", "In use by another client",
@@ -99,8 +101,8 @@ class OperationFailure:
         return self.message
 
 
-@attrs.frozen
-class OperationOutput(Generic[T]):
+@attrs.frozen(repr=False)
+class OperationOutput(Generic[T], AttrsRepr):
     """A mutating command's output, read line by line: what it did, what failed, what it warned, and any
     line it did not recognise (kept, never dropped)."""
 

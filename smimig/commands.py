@@ -88,6 +88,7 @@ from typing import Any, Callable, Generic, Literal, TypeVar
 import attrs
 
 from smimig import parsers
+from smimig._repr import AttrsRepr
 from smimig.models import (
     ComputeInstance,
     ComputeInstancePlacements,
@@ -133,8 +134,8 @@ def _option(option: Selector, ids: Sequence[int] | None) -> list[str]:
     return [] if ids is None else [option, ",".join(map(str, ids))]
 
 
-@attrs.frozen
-class Command(Generic[T]):
+@attrs.frozen(repr=False)
+class Command(Generic[T], AttrsRepr):
     """One listing: how its argv is built, which parser reads its output, and what is known of it.
 
     The argv is ``prefix``, then the ``selectors`` given (in this order), then ``suffix``: nvidia-smi wants

@@ -26,6 +26,7 @@ from typing import Any, Literal, get_args
 import attrs
 
 from smimig import commands
+from smimig._repr import AttrsRepr
 from smimig.client import Smi, default_client
 from smimig.errors import NvidiaSmiError, ParseError, SmimigError
 from smimig.ledger import Ledger
@@ -44,8 +45,8 @@ FindingLevel = Literal["ok", "attention"]
 """How a finding reads: fine, or something to act on (``attention`` makes ``smimig doctor`` exit 1)."""
 
 
-@attrs.frozen
-class Finding:
+@attrs.frozen(repr=False)
+class Finding(AttrsRepr):
     """One line of the report: ``attention`` findings make the doctor's exit code 1."""
 
     level: FindingLevel = attrs.field(validator=attrs.validators.in_(get_args(FindingLevel)))
@@ -55,8 +56,8 @@ class Finding:
         return f"{'ok' if self.level == 'ok' else '!!'}  {self.message}"
 
 
-@attrs.frozen
-class GpuReport:
+@attrs.frozen(repr=False)
+class GpuReport(AttrsRepr):
     index: int
     name: str
     mig_capable: bool
@@ -66,8 +67,8 @@ class GpuReport:
     processes: tuple[GpuProcess, ...]
 
 
-@attrs.frozen
-class ListingCheck:
+@attrs.frozen(repr=False)
+class ListingCheck(AttrsRepr):
     """One listing of the self-check: parsed, or not (with where its raw output was saved)."""
 
     name: str
@@ -77,8 +78,8 @@ class ListingCheck:
     saved_to: str | None = None
 
 
-@attrs.frozen
-class DoctorReport:
+@attrs.frozen(repr=False)
+class DoctorReport(AttrsRepr):
     nvidia_smi: str | None
     driver: str | None
     gpus: tuple[GpuReport, ...]

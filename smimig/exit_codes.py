@@ -52,6 +52,7 @@ from typing import Any, Callable
 import attrs
 
 from smimig import __version__
+from smimig._repr import AttrsRepr
 from smimig.errors import (
     ApplyError,
     InstanceBusy,
@@ -260,8 +261,8 @@ def _always(error: object) -> bool:
     return True
 
 
-@attrs.frozen
-class Rule:
+@attrs.frozen(repr=False)
+class Rule(AttrsRepr):
     """One row of the table: an error of type ``kind`` for which ``when`` holds exits with ``code``, and
     ``lines`` says it on stderr."""
 

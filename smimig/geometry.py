@@ -50,6 +50,8 @@ from collections.abc import Sequence
 
 import attrs
 
+from smimig._repr import AttrsRepr
+
 __all__ = [
     "PROFILE_NAME_PATTERN",
     "Packing",
@@ -104,8 +106,8 @@ def is_profile_name(text: str) -> bool:
     return _NAME.fullmatch(text) is not None
 
 
-@attrs.frozen
-class ProfileName:
+@attrs.frozen(repr=False)
+class ProfileName(AttrsRepr):
     """A GPU or compute instance profile name, read: ``MIG 1c.2g.48gb+gfx`` is 1 of 2 compute slices, 48gb,
     with ``+gfx``. Equal whether it was written with the ``MIG`` prefix or without."""
 
@@ -189,8 +191,8 @@ class ProfileName:
 # -- slices and placements --------------------------------------------------------------------------
 
 
-@attrs.frozen
-class Placement:
+@attrs.frozen(repr=False)
+class Placement(AttrsRepr):
     """Where an instance sits: ``size`` slices from slice ``start`` (nvidia-smi's ``Start:Size``).
 
     >>> Placement(4, 4), str(Placement(4, 4)), Placement(4, 4).end
@@ -213,8 +215,8 @@ class Placement:
         return f"{self.start}:{self.size}"
 
 
-@attrs.frozen
-class ProfileGeometry:
+@attrs.frozen(repr=False)
+class ProfileGeometry(AttrsRepr):
     """What the placement rules need to know of a profile: ``size`` slices from one of ``starts``, at most
     ``instances`` at once, and whether it owns the GPU's media engines (at most one such instance per GPU).
 
@@ -324,8 +326,8 @@ def limits_problem(chosen: Sequence[ProfileGeometry], slices: int | None = None)
     return None
 
 
-@attrs.frozen
-class Packing:
+@attrs.frozen(repr=False)
+class Packing(AttrsRepr):
     """What :func:`pack` found: a start per GPU instance asked for, in the order asked, or None and ``why``."""
 
     starts: tuple[int, ...] | None
@@ -340,8 +342,8 @@ def _ranges(placements: Sequence[Placement]) -> str:
     return ", ".join(f"{placement.start}-{placement.end - 1}" for placement in placements)
 
 
-@attrs.define
-class _Search:
+@attrs.define(repr=False)
+class _Search(AttrsRepr):
     """A depth-first search with backtracking. ``deepest``/``why``: the last dead end at the greatest depth.
 
     A dead end depends only on the depth (which GPU instances are left) and the set of slices taken, so each

@@ -24,6 +24,8 @@ from typing import Literal
 
 import attrs
 
+from smimig._repr import AttrsRepr
+
 __all__ = ["Holder", "HolderState", "boot_id", "current", "pid_namespace", "start_time", "state", "user_name"]
 
 HolderState = Literal["running", "gone", "impostor"]
@@ -33,8 +35,8 @@ runs, but as another user than the one named (an entry that names someone else's
 _PROC = Path("/proc")
 
 
-@attrs.frozen
-class Holder:
+@attrs.frozen(repr=False)
+class Holder(AttrsRepr):
     """A process, named so that a reused pid is not mistaken for it."""
 
     pid: int

@@ -26,6 +26,7 @@ from typing import Callable, Union
 
 import attrs
 
+from smimig._repr import AttrsRepr
 from smimig.errors import Terminated
 
 __all__ = ["Deferred", "Handler", "deferring", "exception_for", "install", "raising", "restore"]
@@ -78,8 +79,8 @@ def raising(*signals: int) -> Iterator[None]:
         restore(previous)
 
 
-@attrs.define
-class Deferred:
+@attrs.define(repr=False)
+class Deferred(AttrsRepr):
     """The signal :func:`deferring` held back: the first one that arrived, or None."""
 
     received: int | None = None

@@ -23,6 +23,7 @@ from typing import Union
 import attrs
 
 from smimig import interrupts
+from smimig._repr import AttrsRepr
 from smimig.client import Ids, Smi, default_client
 from smimig.node_status import MigDeviceInfo
 from smimig.runner import spawn
@@ -56,8 +57,8 @@ def device_env(device: DeviceLike | Sequence[DeviceLike], base: Mapping[str, str
     return env
 
 
-@attrs.frozen
-class DeviceRun:
+@attrs.frozen(repr=False)
+class DeviceRun(AttrsRepr):
     """One process started on one MIG device, and its exit code once it has finished (None before)."""
 
     device: MigDeviceInfo

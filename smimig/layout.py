@@ -24,6 +24,7 @@ from typing import Any, Union
 
 import attrs
 
+from smimig._repr import AttrsRepr
 from smimig.arguments import gi_profile_item
 from smimig.errors import LayoutError
 from smimig.geometry import ProfileName, is_profile_name, short_profile_name
@@ -52,8 +53,8 @@ MAX_FILE_BYTES = 1024 * 1024
 """A layout or mig-parted file larger than this is refused unread (NVIDIA's default config is 11 kB)."""
 
 
-@attrs.frozen
-class GiSpec:
+@attrs.frozen(repr=False)
+class GiSpec(AttrsRepr):
     """One GPU instance of a layout: its profile, optionally where it starts, and its compute instances.
 
     ``cis`` None: one full-size compute instance (``-C``); a tuple: exactly those CI profiles (names such as
@@ -199,8 +200,8 @@ def _gpu_map(value: Mapping[Any, Any]) -> GpuMap:
     return GpuMap(converted.items())
 
 
-@attrs.frozen
-class Layout:
+@attrs.frozen(repr=False)
+class Layout(AttrsRepr):
     """The desired MIG state per GPU index: a tuple of :class:`GiSpec`, or None for MIG off.
 
     GPUs the layout does not name are left alone. Immutable and hashable; whatever builds it (the
@@ -478,8 +479,8 @@ _ENTRY_FIELDS = frozenset({"device-filter", "devices", "mig-enabled", "mig-devic
 _GO_DIGITS = {"x": "0123456789abcdefABCDEF", "b": "01", "o": "01234567"}
 
 
-@attrs.frozen
-class MigPartedDevice:
+@attrs.frozen(repr=False)
+class MigPartedDevice(AttrsRepr):
     """What a mig-parted config selects GPUs by: the index, the PCI device id (``0x20B010DE``) and, for a
     ``device-filter`` of the form ``0xDEVICE:0xSUBSYSTEM``, the PCI subsystem id (``0x134F10DE``; None:
     unknown, so such a filter selects nothing)."""
@@ -565,8 +566,8 @@ def _profile_format_problem(key: str) -> str | None:  # noqa: PLR0911  # one ans
     return None
 
 
-@attrs.frozen
-class _Entry:
+@attrs.frozen(repr=False)
+class _Entry(AttrsRepr):
     """One entry of a mig-parted config, checked: ``devices`` 'all' or indices, the filters, the mode, the counts."""
 
     devices: str | tuple[int, ...]

@@ -39,6 +39,7 @@ from typing import Any, Callable, Literal
 
 import attrs
 
+from smimig._repr import AttrsRepr
 from smimig.arguments import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_item
 from smimig.client import Ids, Smi, default_client, validate_ids
 from smimig.errors import LayoutError, LeaseError, LedgerError, MigOperationError, NodeLockTimeout, SmimigError
@@ -73,8 +74,8 @@ class LeaseWarning(UserWarning):
     """
 
 
-@attrs.frozen
-class Lease:
+@attrs.frozen(repr=False)
+class Lease(AttrsRepr):
     """A leased MIG device: where it is and the environment that puts a process on it."""
 
     gpu: int
@@ -120,8 +121,8 @@ def consistent_devices(smi: Smi, gpu: Ids = None, *, attempts: int = 5) -> Listi
     raise LeaseError(f"the MIG devices kept changing while smimig read them ({attempts} rounds)", profile="", free=())
 
 
-@attrs.frozen
-class _Snapshot:
+@attrs.frozen(repr=False)
+class _Snapshot(AttrsRepr):
     gis: tuple[GpuInstance, ...]
     cis: tuple[ComputeInstance, ...]
     devices: tuple[MigDeviceInfo, ...]
@@ -147,8 +148,8 @@ ReclaimAction = Literal["destroyed", "gone", "replaced", "kept"]
 others (nothing destroyed, entry removed); ``kept`` (nothing destroyed, entry left: the reason says why)."""
 
 
-@attrs.frozen
-class _Target:
+@attrs.frozen(repr=False)
+class _Target(AttrsRepr):
     """What an entry says was made: as far as it got."""
 
     gpu: int
@@ -275,8 +276,8 @@ def _first_line(error: BaseException) -> str:
     return (str(error).splitlines() or [type(error).__name__])[0]
 
 
-@attrs.frozen
-class ReclaimOutcome:
+@attrs.frozen(repr=False)
+class ReclaimOutcome(AttrsRepr):
     """What :func:`reclaim` did with one orphan."""
 
     lease: LeaseRecord
@@ -287,8 +288,8 @@ class ReclaimOutcome:
         return f"{self.action}: {self.lease.where} of {self.lease.user} (PID {self.lease.pid}): {self.reason}"
 
 
-@attrs.frozen
-class ReclaimReport:
+@attrs.frozen(repr=False)
+class ReclaimReport(AttrsRepr):
     """Every orphan :func:`reclaim` found and what it did, and the ledger files it ignored (never trusted)."""
 
     outcomes: tuple[ReclaimOutcome, ...] = ()
@@ -382,8 +383,8 @@ def leases(smi: Smi | None = None, *, lock_path: str | os.PathLike[str] | None =
 # -- acquiring and releasing ----------------------------------------------------------------------------
 
 
-@attrs.frozen
-class _Spot:
+@attrs.frozen(repr=False)
+class _Spot(AttrsRepr):
     gpu: int
     start: int
     size: int

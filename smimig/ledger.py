@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import attrs
 
 from smimig import holders
+from smimig._repr import AttrsRepr
 from smimig.errors import LedgerError
 from smimig.geometry import Placement
 from smimig.lock_paths import ledger_directory
@@ -67,8 +68,8 @@ _VERSION = 1
 _MAX_ENTRY = 16384  # bytes: an entry is a few hundred; anything bigger is not one
 
 
-@attrs.frozen
-class LeaseRecord:
+@attrs.frozen(repr=False)
+class LeaseRecord(AttrsRepr):
     """One trusted entry of the ledger: where the leased device is, who holds it and whether they still run.
 
     ``gi``, ``ci`` and ``uuid`` are None while the lease is being created; ``alive`` is False for an orphan.
@@ -105,8 +106,8 @@ class LeaseRecord:
         return f"{self.where}{being} leased by {self.user} (PID {self.pid}{running}) at {self.created_at}"
 
 
-@attrs.frozen
-class Claim:
+@attrs.frozen(repr=False)
+class Claim(AttrsRepr):
     """An entry's claim on a GPU instance (or, before ``-cgi`` answered, on a placement), trusted or not."""
 
     gpu: int
@@ -115,8 +116,8 @@ class Claim:
     entry: str
 
 
-@attrs.frozen
-class LedgerView:
+@attrs.frozen(repr=False)
+class LedgerView(AttrsRepr):
     """The ledger as read at one moment: trusted records, the files ignored (and why), every claim."""
 
     directory: str
@@ -235,8 +236,8 @@ def _record(data: Mapping[str, Any], entry: Path, alive: bool) -> LeaseRecord:
     )
 
 
-@attrs.frozen
-class Ledger:
+@attrs.frozen(repr=False)
+class Ledger(AttrsRepr):
     """The ledger that sits beside ``lock_file``. Reading needs no lock; every change needs the node lock."""
 
     lock_file: Path = attrs.field(converter=Path)

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import attrs
 
 from smimig import holders
+from smimig._repr import AttrsRepr
 from smimig.errors import LedgerError, NodeLockTimeout
 from smimig.lock_paths import LOCK_ENV, default_lock_file, lock_file_for
 
@@ -83,8 +84,8 @@ NOTICE_AFTER = 1.0
 _MAX_COMMAND = 300  # characters of the holder's command line kept in the lock file
 
 
-@attrs.frozen
-class LockHolder:
+@attrs.frozen(repr=False)
+class LockHolder(AttrsRepr):
     """Who holds the node lock, as its lock file says (for people to read: never trusted)."""
 
     pid: int
@@ -353,8 +354,8 @@ def _let_go(fd: int, writable: bool) -> None:
 # -- re-entrant holds ---------------------------------------------------------------------------------
 
 
-@attrs.define
-class _Hold:
+@attrs.define(repr=False)
+class _Hold(AttrsRepr):
     fd: int
     writable: bool
     thread: int

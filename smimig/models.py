@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from smimig._repr import AttrsRepr
 from smimig.geometry import Placement, ProfileName, short_profile_name
 
 if TYPE_CHECKING:  # loaded on first use by __getattr__ below
@@ -72,8 +73,8 @@ def __getattr__(name: str) -> Any:  # noqa: ANN401  # a model class
     raise AttributeError(f"module 'smimig.models' has no attribute {name!r}")
 
 
-@attrs.frozen
-class MigDevice:
+@attrs.frozen(repr=False)
+class MigDevice(AttrsRepr):
     """A MIG device as ``nvidia-smi -L`` lists it under its GPU; ``uuid`` goes into CUDA_VISIBLE_DEVICES."""
 
     gpu: int
@@ -82,8 +83,8 @@ class MigDevice:
     uuid: str
 
 
-@attrs.frozen
-class Gpu:
+@attrs.frozen(repr=False)
+class Gpu(AttrsRepr):
     """A physical GPU from ``nvidia-smi -L`` with the MIG devices listed under it."""
 
     index: int
@@ -92,8 +93,8 @@ class Gpu:
     mig_devices: tuple[MigDevice, ...] = ()
 
 
-@attrs.frozen
-class MigMode:
+@attrs.frozen(repr=False)
+class MigMode(AttrsRepr):
     """A GPU's MIG mode from ``--query-gpu=index,pci.bus_id,mig.mode.current,mig.mode.pending``.
 
     ``current != pending`` means a change waits for a GPU reset (or for processes to leave the GPU).
@@ -113,8 +114,8 @@ class MigMode:
         return self.current != self.pending
 
 
-@attrs.frozen
-class PciDeviceId:
+@attrs.frozen(repr=False)
+class PciDeviceId(AttrsRepr):
     """A GPU's PCI device id from ``--query-gpu=index,pci.device_id`` (``0x20B010DE``: NVIDIA's id, as the
     ``device-filter`` entries of mig-parted's configs select by)."""
 
@@ -143,8 +144,8 @@ class _ProfileNaming:
         return name is not None and name.media_extensions
 
 
-@attrs.frozen
-class GpuInstanceProfile(_ProfileNaming):
+@attrs.frozen(repr=False)
+class GpuInstanceProfile(_ProfileNaming, AttrsRepr):
     """A GPU instance profile from ``nvidia-smi mig -lgip``; ``free``/``total`` count instances."""
 
     gpu: int
@@ -168,8 +169,8 @@ class GpuInstanceProfile(_ProfileNaming):
         return name.gi_slices if name is not None else None
 
 
-@attrs.frozen
-class GpuInstancePlacements:
+@attrs.frozen(repr=False)
+class GpuInstancePlacements(AttrsRepr):
     """The possible placements of one GPU instance profile, from ``nvidia-smi mig -lgipp``."""
 
     gpu: int
@@ -177,8 +178,8 @@ class GpuInstancePlacements:
     placements: tuple[Placement, ...]
 
 
-@attrs.frozen
-class GpuInstance:
+@attrs.frozen(repr=False)
+class GpuInstance(AttrsRepr):
     """A GPU instance from ``nvidia-smi mig -lgi``."""
 
     gpu: int
@@ -193,8 +194,8 @@ class GpuInstance:
         return short_profile_name(self.name)
 
 
-@attrs.frozen
-class ComputeInstanceProfile(_ProfileNaming):
+@attrs.frozen(repr=False)
+class ComputeInstanceProfile(_ProfileNaming, AttrsRepr):
     """A compute instance profile available in GPU instance ``gi``, from ``nvidia-smi mig -lcip``.
 
     ``is_default`` marks the profile that ``-cci`` (and ``-cgi … -C``) uses when none is named.
@@ -221,8 +222,8 @@ class ComputeInstanceProfile(_ProfileNaming):
         return name.slices if name is not None else None
 
 
-@attrs.frozen
-class ComputeInstancePlacements:
+@attrs.frozen(repr=False)
+class ComputeInstancePlacements(AttrsRepr):
     """The possible placements of a compute instance profile inside GPU instance ``gi`` (``-lcipp``)."""
 
     gpu: int
@@ -231,8 +232,8 @@ class ComputeInstancePlacements:
     placements: tuple[Placement, ...]
 
 
-@attrs.frozen
-class ComputeInstance:
+@attrs.frozen(repr=False)
+class ComputeInstance(AttrsRepr):
     """A compute instance from ``nvidia-smi mig -lci``; ``placement`` is relative to its GPU instance.
 
     ``placement`` is None where the driver does not say: early drivers print ``-lci`` without a Placement
@@ -252,8 +253,8 @@ class ComputeInstance:
         return short_profile_name(self.name)
 
 
-@attrs.frozen
-class MigDeviceUsage:
+@attrs.frozen(repr=False)
+class MigDeviceUsage(AttrsRepr):
     """A row of the "MIG devices:" table of plain ``nvidia-smi``.
 
     Compute instances that share a GPU instance share its memory: nvidia-smi prints the figures once, in a
@@ -276,8 +277,8 @@ class MigDeviceUsage:
     jpg: int
 
 
-@attrs.frozen
-class GpuProcess:
+@attrs.frozen(repr=False)
+class GpuProcess(AttrsRepr):
     """A row of the "Processes:" table of plain ``nvidia-smi``: who runs where.
 
     ``gi`` and ``ci`` are None for a process on a GPU in MIG mode off (nvidia-smi prints ``N/A``), as is

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from smimig._repr import AttrsRepr
 from smimig.models import (
     ComputeInstance,
     Gpu,
@@ -44,8 +45,8 @@ __all__ = [
 ]
 
 
-@attrs.frozen
-class MigDeviceInfo:
+@attrs.frozen(repr=False)
+class MigDeviceInfo(AttrsRepr):
     """A MIG device: where it is (GPU, GI, CI), what it is, and the UUID for ``CUDA_VISIBLE_DEVICES``."""
 
     gpu: int
@@ -61,22 +62,22 @@ class MigDeviceInfo:
         return self.uuid
 
 
-@attrs.frozen
-class ComputeInstanceStatus:
+@attrs.frozen(repr=False)
+class ComputeInstanceStatus(AttrsRepr):
     """A compute instance and, when nvidia-smi lists it as a MIG device, that device."""
 
     ci: ComputeInstance
     device: MigDeviceInfo | None
 
 
-@attrs.frozen
-class GpuInstanceStatus:
+@attrs.frozen(repr=False)
+class GpuInstanceStatus(AttrsRepr):
     gi: GpuInstance
     compute_instances: tuple[ComputeInstanceStatus, ...]
 
 
-@attrs.frozen
-class GpuStatus:
+@attrs.frozen(repr=False)
+class GpuStatus(AttrsRepr):
     """One GPU: identity, MIG mode, its GPU instances (with their CIs) and the room left per profile."""
 
     gpu: Gpu
@@ -102,8 +103,8 @@ class GpuStatus:
         return text
 
 
-@attrs.frozen
-class NodeStatus:
+@attrs.frozen(repr=False)
+class NodeStatus(AttrsRepr):
     """Every GPU of the node; prints as a tree, shows as nested tables in Jupyter."""
 
     gpus: tuple[GpuStatus, ...]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 import attrs
 
 from smimig import interrupts
+from smimig._repr import AttrsRepr
 from smimig.client import Smi, default_client
 from smimig.errors import (
     ApplyError,
@@ -78,8 +79,8 @@ StepAction = Literal["destroy-ci", "destroy-gi", "enable-mig", "disable-mig", "c
 STEP_ACTIONS: tuple[StepAction, ...] = get_args(StepAction)
 
 
-@attrs.frozen
-class Step:
+@attrs.frozen(repr=False)
+class Step(AttrsRepr):
     """One mutating nvidia-smi call of a plan (or of a rollback)."""
 
     action: StepAction = attrs.field(validator=attrs.validators.in_(STEP_ACTIONS))
@@ -105,8 +106,8 @@ class Step:
         return f"nvidia-smi mig -i {self.gpu} -gi {target} -cci {','.join(self.profiles)}"
 
 
-@attrs.frozen
-class GpuPlan:
+@attrs.frozen(repr=False)
+class GpuPlan(AttrsRepr):
     """What happens to one GPU: instances kept, destroyed and created, and the steps."""
 
     gpu: int
@@ -153,8 +154,8 @@ class GpuPlan:
         return lines
 
 
-@attrs.frozen
-class Plan:
+@attrs.frozen(repr=False)
+class Plan(AttrsRepr):
     """The steps that bring the node to ``layout``; empty when it is there already."""
 
     layout: Layout
@@ -208,8 +209,8 @@ class Plan:
         return "".join(parts)
 
 
-@attrs.frozen
-class ApplyResult:
+@attrs.frozen(repr=False)
+class ApplyResult(AttrsRepr):
     """What ``apply`` did: the plan, the steps that ran, MIG mode changes left pending, the state now."""
 
     plan: Plan
@@ -240,8 +241,8 @@ class ApplyResult:
 # -- reading the node -------------------------------------------------------------------------------
 
 
-@attrs.frozen
-class OfferedProfile:
+@attrs.frozen(repr=False)
+class OfferedProfile(AttrsRepr):
     """A GPU instance profile one GPU offers: as ``-lgip`` lists it, with its geometry (``-lgipp``'s starts)."""
 
     profile: GpuInstanceProfile
@@ -257,8 +258,8 @@ class OfferedProfile:
         return (str(self.profile.id), self.profile.name, self.profile.short_name)
 
 
-@attrs.frozen
-class NodeState:
+@attrs.frozen(repr=False)
+class NodeState(AttrsRepr):
     """The node as one read sees it: MIG modes, instances, and the profiles each GPU offers (``tables``)."""
 
     modes: Mapping[int, MigMode]
@@ -536,8 +537,8 @@ def _busy(smi: Smi, plan_: Plan) -> list[GpuProcess]:
     ]
 
 
-@attrs.frozen
-class _Gi:
+@attrs.frozen(repr=False)
+class _Gi(AttrsRepr):
     """A GPU instance as apply's undo log knows it: enough to tell it from another with its id, and to make it
     again (``-cgi name:start``)."""
 
@@ -552,8 +553,8 @@ class _Gi:
         return (self.gpu, self.id)
 
 
-@attrs.frozen
-class _Ci:
+@attrs.frozen(repr=False)
+class _Ci(AttrsRepr):
     """A compute instance as the undo log knows it, with the GPU instance it sits in."""
 
     gi: _Gi
@@ -566,8 +567,8 @@ class _Ci:
         return (self.gi.gpu, self.gi.id, self.id)
 
 
-@attrs.define
-class _View:
+@attrs.define(repr=False)
+class _View(AttrsRepr):
     """The node as apply believes it is: what it last read, changed by what its own steps reported."""
 
     gis: dict[tuple[int, int], _Gi]
@@ -606,8 +607,8 @@ class _View:
         return [ci for ci in self.cis.values() if ci.gi.key == gi.key]
 
 
-@attrs.frozen
-class _Undo:
+@attrs.frozen(repr=False)
+class _Undo(AttrsRepr):
     """What one step changed, for the rollback: the instances it created or destroyed, or the mode it set."""
 
     created: tuple[_Gi, ...] = ()

@@ -22,6 +22,7 @@ from typing import IO, Protocol, runtime_checkable
 
 import attrs
 
+from smimig._repr import AttrsRepr
 from smimig.errors import NvidiaSmiError, NvidiaSmiNotFound, NvidiaSmiTimeout, RemoteError
 
 __all__ = [
@@ -43,8 +44,8 @@ DEFAULT_TIMEOUT = 60.0
 """Seconds before a call is given up; creating instances on a busy GPU can take several seconds."""
 
 
-@attrs.frozen
-class RunResult:
+@attrs.frozen(repr=False)
+class RunResult(AttrsRepr):
     """What one run of nvidia-smi gave: the full argv that ran, its exit code, stdout and stderr."""
 
     args: tuple[str, ...]
@@ -231,8 +232,8 @@ def _c_locale_env(base: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-@attrs.define
-class SubprocessRunner:
+@attrs.define(repr=False)
+class SubprocessRunner(AttrsRepr):
     """Runs the real ``nvidia-smi`` as a local process.
 
     Args:
@@ -308,8 +309,8 @@ _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]+
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*")
 
 
-@attrs.define
-class SshRunner:
+@attrs.define(repr=False)
+class SshRunner(AttrsRepr):
     """Runs nvidia-smi on another machine through the system's OpenSSH client; smimig parses locally.
 
     ``ssh -o BatchMode=yes [-p PORT] [-l USER] [OPTIONS…] -- HOST 'nvidia-smi' 'mig' '-lgi'``: every argument is

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Protocol, Union
 
 import attrs
 
+from smimig._repr import AttrsRepr
 from smimig.geometry import (
     Placement,
     ProfileGeometry,
@@ -63,8 +64,8 @@ __all__ = [
 # -- the model --------------------------------------------------------------------------------------
 
 
-@attrs.frozen
-class ComputeSpan:
+@attrs.frozen(repr=False)
+class ComputeSpan(AttrsRepr):
     """A compute instance: ``size`` compute slices from ``start`` inside its GPU instance."""
 
     start: int
@@ -87,8 +88,8 @@ class ComputeSpan:
         return self.start + self.size
 
 
-@attrs.frozen
-class InstanceSpan:
+@attrs.frozen(repr=False)
+class InstanceSpan(AttrsRepr):
     """A GPU instance: ``size`` memory slices from slice ``start``, and the compute instances in it."""
 
     start: int
@@ -126,8 +127,8 @@ class InstanceSpan:
         return f"{self.profile} GI {self.id}" if self.id is not None else f"{self.profile} new"
 
 
-@attrs.frozen
-class FreeSpan:
+@attrs.frozen(repr=False)
+class FreeSpan(AttrsRepr):
     """A memory slice no GPU instance holds."""
 
     start: int
@@ -141,8 +142,8 @@ class FreeSpan:
 Span = Union[InstanceSpan, FreeSpan]
 
 
-@attrs.frozen
-class Room:
+@attrs.frozen(repr=False)
+class Room(AttrsRepr):
     """How many more GPU instances of ``profile`` fit now (``-lgip``'s Free), of at most ``total``."""
 
     profile: str
@@ -150,8 +151,8 @@ class Room:
     total: int
 
 
-@attrs.frozen
-class SliceMap:
+@attrs.frozen(repr=False)
+class SliceMap(AttrsRepr):
     """One GPU as a row of memory slices: each span a GPU instance (with its compute instances) or a free slice.
 
     ``str()`` and :meth:`lines` draw it in ASCII; in Jupyter it shows as an SVG (:meth:`svg`).
@@ -245,8 +246,8 @@ class PlannedInstance(Protocol):
     def cis(self) -> tuple[str, ...] | None: ...
 
 
-@attrs.frozen
-class _Planned:
+@attrs.frozen(repr=False)
+class _Planned(AttrsRepr):
     profile: str
     placement: int | None = None
     cis: tuple[str, ...] | None = None

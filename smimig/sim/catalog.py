@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from smimig._repr import AttrsRepr
 from smimig.geometry import ProfileGeometry, ProfileName, short_profile_name, slice_count
 
 __all__ = [
@@ -30,8 +31,8 @@ __all__ = [
 ]
 
 
-@attrs.frozen
-class GiProfile:
+@attrs.frozen(repr=False)
+class GiProfile(AttrsRepr):
     """One GPU instance profile of a model, as ``-lgip`` and ``-lgipp`` print it."""
 
     id: int
@@ -65,8 +66,8 @@ class GiProfile:
         return ProfileGeometry(self.id, self.short_name, self.size, self.starts, self.instances, self.media)
 
 
-@attrs.frozen
-class CiProfileSpec:
+@attrs.frozen(repr=False)
+class CiProfileSpec(AttrsRepr):
     """A compute instance profile inside a GI profile."""
 
     id: int
@@ -83,8 +84,8 @@ class CiProfileSpec:
         return ProfileGeometry(self.id, short_profile_name(self.name), self.slices, self.starts, self.instances)
 
 
-@attrs.frozen
-class GpuModel:
+@attrs.frozen(repr=False)
+class GpuModel(AttrsRepr):
     """A MIG-capable GPU model and what its plain ``nvidia-smi`` table shows."""
 
     key: str

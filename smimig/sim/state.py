@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from smimig._repr import AttrsRepr
 from smimig.geometry import Placement, count_fitting, free_starts, limits_problem, ranked_starts, short_profile_name
 from smimig.sim.catalog import CiProfileSpec, GiProfile, GpuModel, ci_profiles_for, model_named
 
@@ -32,23 +33,23 @@ class SimFailure(Exception):  # a simulated refusal, not an error in the simulat
         self.reason = reason
 
 
-@attrs.define
-class GiState:
+@attrs.define(repr=False)
+class GiState(AttrsRepr):
     id: int
     profile_id: int
     start: int
 
 
-@attrs.define
-class CiState:
+@attrs.define(repr=False)
+class CiState(AttrsRepr):
     gi: int
     id: int
     profile_id: int
     start: int
 
 
-@attrs.frozen
-class Fault:
+@attrs.frozen(repr=False)
+class Fault(AttrsRepr):
     """Make the ``nth`` call that uses ``option`` (``"-cgi"``, ``"-dgi"``, ``"-cci"``, ``"-dci"``, ``"-mig"``)
     fail the way nvidia-smi fails with ``reason`` ("Insufficient Resources", "In use by another client", …),
     changing nothing. Counted per node from its creation (or from ``--reset`` for the stand-in binary).
@@ -74,8 +75,8 @@ class Fault:
         return cls(option, reason, int(nth))
 
 
-@attrs.define
-class ProcessState:
+@attrs.define(repr=False)
+class ProcessState(AttrsRepr):
     """A simulated process on a GPU (and, in MIG mode, in one compute instance)."""
 
     pid: int
@@ -97,8 +98,8 @@ class ProcessState:
         return cls(int(pid), name, gpu, gi, ci)
 
 
-@attrs.define
-class GpuState:
+@attrs.define(repr=False)
+class GpuState(AttrsRepr):
     index: int
     mig_current: bool = False
     mig_pending: bool = False
@@ -114,8 +115,8 @@ def _lowest_free(used: Iterable[int], first: int) -> int:
     return candidate
 
 
-@attrs.define
-class Node:
+@attrs.define(repr=False)
+class Node(AttrsRepr):
     """A node of identical simulated GPUs."""
 
     model: GpuModel
