@@ -223,6 +223,8 @@ _NEEDLESS = (
     "logging",
     "json",
     "pathlib",
+    "shutil",
+    "html",
     "yaml",
     "smimig.changes",
     "smimig.parsers.messages",
