@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from smimig.cli import main_exit
+from smimig._start import main
 
-main_exit()
+main()
