@@ -6,8 +6,9 @@ layout), so smimig decides what a signal does while it changes something:
 * :func:`raising` turns SIGTERM (and SIGHUP) into :class:`~smimig.errors.Terminated`, as Python turns SIGINT
   into ``KeyboardInterrupt``: ``apply`` then rolls back, a lease is released, and the ``smimig`` command
   exits 128+N with one line on stderr.
-* :func:`deferring` holds SIGINT and SIGTERM back while something must not be cut short (apply's rollback):
-  a signal that arrives is recorded, and the caller raises it once it is done.
+* :func:`deferring` holds SIGINT, SIGTERM and SIGHUP back while something must not be cut short (apply's
+  rollback, the undoing of a lease's half-made instance): a signal that arrives is recorded, and the caller
+  raises it once it is done.
 * :class:`smimig.jobs.JobGroup` forwards them to the jobs smimig started (``lease``, ``run --each``).
 
 Only the main thread may install signal handlers, and Python runs them there: in any other thread these do

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -39,10 +40,19 @@ from typing import Any, Callable, Literal
 
 import attrs
 
+from smimig import interrupts
 from smimig._repr import AttrsRepr
 from smimig.arguments import CiProfileSpec, GiProfileSpec, ci_profile_list, gi_profile_item
 from smimig.client import Ids, Smi, default_client, validate_ids
-from smimig.errors import LayoutError, LeaseError, LedgerError, MigOperationError, NodeLockTimeout, SmimigError
+from smimig.errors import (
+    LayoutError,
+    LeaseError,
+    LedgerError,
+    MigOperationError,
+    NodeLockTimeout,
+    SmimigError,
+    Terminated,
+)
 from smimig.geometry import Placement, blocking, free_starts, short_profile_name
 from smimig.jobs import device_env
 from smimig.ledger import LeaseRecord, Ledger
@@ -498,15 +508,25 @@ def _create(
         target = _Target(
             spot.gpu, fields["gi"], fields["ci"], Placement(*fields["placement"]), spot.name, None, str(entry)
         )
-        left = _undo(smi, ledger, target)
+        # Undone with signals held back: a second Ctrl-C (or SIGTERM, a closed terminal) must not leave the
+        # half-made instance behind; one that arrives is raised once the undoing is done.
+        with interrupts.deferring(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as deferred:
+            left = _undo(smi, ledger, target)
+        failure: BaseException = error
         if isinstance(error, SmimigError) and fields["gi"] is not None:
-            raise LeaseError(
+            failure = LeaseError(
                 f"created GPU instance {fields['gi']} on GPU {spot.gpu} but no MIG device in it: {error}"
                 + (f"; {left}" if left else ""),
                 profile=asked,
                 free=notes,
-            ) from error
-        raise
+            )
+            failure.__cause__ = error
+        held_back = deferred.exception()
+        if held_back is not None and not isinstance(error, (KeyboardInterrupt, Terminated)):
+            raise held_back from failure
+        if failure is error:
+            raise
+        raise failure from error
 
 
 def _acquire(

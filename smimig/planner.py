@@ -1020,8 +1020,9 @@ def apply(
 
     Signals (in the main thread only, where Python runs handlers): for the duration of apply, SIGTERM raises
     :class:`~smimig.Terminated` (the previous handler is put back afterwards), so that a polite kill rolls
-    back as Ctrl-C does; the rollback itself runs with SIGINT and SIGTERM held back, so a second Ctrl-C
-    cannot cut it short: one that arrives is raised once the rollback is done, chained to the ApplyError.
+    back as Ctrl-C does; the rollback itself runs with SIGINT, SIGTERM and SIGHUP held back, so a second
+    Ctrl-C (or a closed terminal) cannot cut it short: one that arrives is raised once the rollback is done,
+    chained to the ApplyError.
 
     The whole apply, rollback included, holds the node lock (:mod:`smimig.locking`): leases and other applies
     wait for it. An instance a live lease holds (:mod:`smimig.ledger`) is treated as a busy one.
@@ -1070,7 +1071,8 @@ def _roll_back(changes: _Changes, failure: BaseException, rollback: bool) -> Bas
     restored: list[Step] = []
     left: list[str] = []
     rollback_failure: SmimigError | None = None
-    with interrupts.deferring(signal.SIGINT, signal.SIGTERM) as deferred:
+    # SIGHUP too: the smimig command raises it as it does SIGTERM (a closed terminal must not cut a rollback short)
+    with interrupts.deferring(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as deferred:
         if rollback:
             undo: _Rollback | None = None
             try:

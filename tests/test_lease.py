@@ -23,13 +23,14 @@ import attrs
 import pytest
 
 import smimig
-from smimig import LeaseError, cli
+from smimig import LeaseError, cli, interrupts
+from smimig.errors import Terminated
 from smimig.leasing import LeaseWarning
 from smimig.ledger import Ledger, live_leases
 from smimig.locking import holding
 from smimig.runner import RunResult
 from smimig.sim import Fault, SimulatedRunner
-from smimig.testing import FakeRunner
+from smimig.testing import Answer, FakeRunner
 
 
 @pytest.fixture(autouse=True)
@@ -356,6 +357,47 @@ def test_ctrl_c_between_the_gpu_and_the_compute_instance_leaves_nothing(lock: Pa
     fake = FakeRunner({("mig", "-i", "0", "-gi", "1", "-cci"): KeyboardInterrupt()}, handler=runner.run)
     with pytest.raises(KeyboardInterrupt), smimig.Smi(runner=fake).lease("1g.5gb"):
         pass
+    assert smimig.Smi(runner=runner).list_gis() == []
+    assert ledger_files(lock) == []
+
+
+class SignalAfterCci:
+    """The simulator's answers, except that ``-cci`` gives ``answer``; at the next call after it (the undoing's
+    first read) this process gets ``signum``, as a second Ctrl-C (or a SIGTERM) would arrive."""
+
+    def __init__(self, runner: SimulatedRunner, answer: Answer, signum: int) -> None:
+        self.runner, self.answer, self.signum, self.state = runner, answer, signum, "before"
+
+    def __call__(self, args: tuple[str, ...]) -> Answer:
+        if "-cci" in args:
+            self.state = "failed"
+            return self.answer
+        if self.state == "failed":
+            self.state = "signalled"
+            os.kill(os.getpid(), self.signum)
+        return self.runner.run(args)
+
+
+def test_a_second_ctrl_c_cannot_cut_the_undoing_of_a_half_made_lease_short(lock: Path) -> None:
+    runner = SimulatedRunner("A100-40GB", mig=True)
+    handler = SignalAfterCci(runner, KeyboardInterrupt(), signal.SIGINT)
+    smi = smimig.Smi(runner=FakeRunner(handler=handler))
+    with pytest.raises(KeyboardInterrupt), smi.lease("1g.5gb"):
+        pass
+    assert handler.state == "signalled"
+    assert smimig.Smi(runner=runner).list_gis() == []  # undone all the same
+    assert ledger_files(lock) == []
+
+
+def test_sigterm_while_a_failed_lease_is_undone_is_raised_after_it(lock: Path) -> None:
+    runner = SimulatedRunner("A100-40GB", mig=True)
+    failed = RunResult(("nvidia-smi",), 2, "", "Failed to create compute instances: Unknown Error\n")
+    handler = SignalAfterCci(runner, failed, signal.SIGTERM)
+    smi = smimig.Smi(runner=FakeRunner(handler=handler))
+    with pytest.raises(Terminated) as caught, interrupts.raising(signal.SIGTERM), smi.lease("1g.5gb"):
+        pass  # SIGTERM raised, as the smimig command has it
+    assert caught.value.signal == signal.SIGTERM
+    assert isinstance(caught.value.__cause__, LeaseError)  # what stopped the lease is kept
     assert smimig.Smi(runner=runner).list_gis() == []
     assert ledger_files(lock) == []
 

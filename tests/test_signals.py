@@ -21,7 +21,7 @@ from typing import Callable
 import pytest
 
 import smimig
-from smimig import ApplyError, Layout, NvidiaSmiTimeout, cli
+from smimig import ApplyError, Layout, NvidiaSmiTimeout, cli, interrupts
 from smimig.errors import Terminated
 from smimig.exit_codes import ExitCode, explain
 from smimig.jobs import JobGroup
@@ -100,6 +100,19 @@ def test_a_second_ctrl_c_waits_for_the_rollback() -> None:
         ExitCode.INTERRUPTED,
         ["smimig: apply interrupted part-way; the rollback restored the starting layout."],
     )
+
+
+def test_a_hang_up_waits_for_the_rollback_too() -> None:
+    # The smimig command raises SIGHUP (a closed terminal) as it raises SIGTERM: it must not cut the rollback short.
+    _, runner = node()
+    starting = smimig.Smi(runner=runner).export()
+    handler = Signalling(runner, 4, signal.SIGINT, again=5, second=signal.SIGHUP)
+    smi = smimig.Smi(runner=FakeRunner(handler=handler))
+    with pytest.raises(ApplyError) as caught, interrupts.raising(signal.SIGTERM, signal.SIGHUP):
+        smi.apply(Layout.from_dict(TARGET))
+    assert isinstance(caught.value.failure, KeyboardInterrupt)
+    assert caught.value.restored
+    assert smi.export() == starting
 
 
 def test_ctrl_c_during_the_rollback_of_a_failure_is_raised_after_it() -> None:
