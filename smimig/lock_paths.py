@@ -12,6 +12,7 @@ and those modules build their paths from these.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from typing import TYPE_CHECKING
 
@@ -24,18 +25,35 @@ LOCK_ENV = "SMIMIG_LOCK_FILE"
 """The environment variable that names the node lock file."""
 
 _RUN_LOCK = "/run/lock"
+_SHARED_TMP = "/tmp"  # noqa: S108  # one place for every user: the lock is meant to be shared
 
 
 def default_lock_file() -> str:
-    """``$SMIMIG_LOCK_FILE``, else ``/run/lock/smimig.lock`` (shared by root and users alike), else one in
-    the temporary directory."""
+    """``$SMIMIG_LOCK_FILE``; else ``/run/lock/smimig.lock`` where it exists (made at boot, as README's set-up
+    does) or where anyone may make it (``/run/lock`` is 1777 on Debian and Ubuntu); else ``/tmp/smimig.lock``.
+
+    The rule gives root and every user the same file, which is the point of a lock: asking "may *I* write
+    /run/lock?" put root's lock there and users' in /tmp where /run/lock is root's alone (0755 on Fedora, RHEL,
+    Arch), and neither waited for the other. Not ``$TMPDIR`` either, which can differ from user to user.
+    """
     if os.environ.get(LOCK_ENV):
         return os.environ[LOCK_ENV]
-    if os.path.isdir(_RUN_LOCK) and os.access(_RUN_LOCK, os.W_OK):
-        return os.path.join(_RUN_LOCK, "smimig.lock")
-    import tempfile  # noqa: PLC0415  # only without /run/lock
+    shared = os.path.join(_RUN_LOCK, "smimig.lock")
+    if os.path.lexists(shared) or _anyone_may_create_in(_RUN_LOCK):
+        return shared
+    if os.path.isdir(_SHARED_TMP):
+        return os.path.join(_SHARED_TMP, "smimig.lock")
+    import tempfile  # noqa: PLC0415  # only on a system without /tmp
 
     return os.path.join(tempfile.gettempdir(), "smimig.lock")
+
+
+def _anyone_may_create_in(directory: str) -> bool:
+    try:
+        mode = os.stat(directory).st_mode
+    except OSError:
+        return False
+    return stat.S_ISDIR(mode) and bool(mode & stat.S_IWOTH)
 
 
 def lock_file_for(smi: Smi | None = None) -> str:

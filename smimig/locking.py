@@ -104,8 +104,8 @@ OnWait = Callable[[Path, Optional[LockHolder]], object]
 
 
 def default_lock_path() -> Path:
-    """``$SMIMIG_LOCK_FILE``, else ``/run/lock/smimig.lock`` (shared by root and users alike), else one in
-    the temporary directory (:func:`smimig.lock_paths.default_lock_file`)."""
+    """``$SMIMIG_LOCK_FILE``, else ``/run/lock/smimig.lock`` where it exists or anyone may make it, else
+    ``/tmp/smimig.lock``: the same file for root and users alike (:func:`smimig.lock_paths.default_lock_file`)."""
     return Path(default_lock_file())
 
 

@@ -218,3 +218,38 @@ def test_a_forked_child_holds_nothing(lock: Path) -> None:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert holding()
+
+
+# -- where the lock lives: the same file for root and every user --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("run_lock", "expected"),
+    [
+        ("missing", "tmp"),
+        ("0755", "tmp"),  # Fedora, RHEL, Arch: root's alone, so nobody's (root would otherwise lock alone)
+        ("0755 with the lock made at boot", "run"),  # README's tmpfiles set-up
+        ("1777", "run"),  # Debian, Ubuntu
+    ],
+)
+@pytest.mark.parametrize("may_write", [True, False], ids=["as root", "as a user"])
+def test_root_and_users_resolve_one_lock_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_lock: str, expected: str, may_write: bool
+) -> None:
+    from smimig import lock_paths  # noqa: PLC0415
+
+    run, shared_tmp = tmp_path / "run-lock", tmp_path / "tmp"
+    shared_tmp.mkdir()
+    if run_lock != "missing":
+        run.mkdir()
+        run.chmod(0o1777 if run_lock == "1777" else 0o755)
+        if "made at boot" in run_lock:
+            (run / "smimig.lock").touch(0o660)
+    monkeypatch.setattr(lock_paths, "_RUN_LOCK", str(run))
+    monkeypatch.setattr(lock_paths, "_SHARED_TMP", str(shared_tmp))
+    monkeypatch.delenv(lock_paths.LOCK_ENV)
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: may_write)  # who asks must not matter
+    answer = lock_paths.default_lock_file()
+    assert answer == str((run if expected == "run" else shared_tmp) / "smimig.lock")
+    monkeypatch.setenv(lock_paths.LOCK_ENV, str(tmp_path / "mine.lock"))
+    assert lock_paths.default_lock_file() == str(tmp_path / "mine.lock")
