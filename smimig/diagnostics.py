@@ -181,6 +181,12 @@ def _lease_findings(smi: Smi) -> list[Finding]:
         return [Finding("attention", f"lease ledger: {error}")]
     findings = [
         Finding("attention", f"orphaned lease: {record}; smimig reclaim destroys it")
+        if not record.settled
+        else Finding(
+            "attention",
+            f"settled lease entry: {record}; its instance is no longer on the node, its entry is another user's:"
+            " root's smimig reclaim removes it",
+        )
         for record in view.records
         if not record.alive
     ]

@@ -192,9 +192,17 @@ def _drop(ledger: Ledger, target: _Target, action: ReclaimAction, reason: str) -
     try:
         ledger.remove(target.entry)
     except LedgerError as error:
+        # Another user's entry (the sticky bit): it stays, but settled, lest a later reclaim match it against
+        # whatever instance takes that id or placement next, and destroy that.
+        try:
+            ledger.mark_settled(target.entry)
+        except LedgerError as marking:
+            settled = f"; it could not be marked settled either: {marking}"
+        else:
+            settled = "; marked settled: no reclaim acts on it again"
         if action == "destroyed":
-            return action, f"{reason}; its entry stays: {error}"
-        return "kept", f"{reason}; its entry stays: {error}"
+            return action, f"{reason}; its entry stays: {error}{settled}"
+        return "kept", f"{reason}; its entry stays: {error}{settled}"
     return action, reason
 
 
@@ -332,11 +340,20 @@ class ReclaimReport(AttrsRepr):
 
 def _reclaim_locked(smi: Smi, ledger: Ledger) -> ReclaimReport:
     view = ledger.read()
+    for marker in view.stale_markers:  # their entries are gone: clutter (another user's stays)
+        ledger.remove_marker(marker)
     orphans = [record for record in view.records if not record.alive]
     doubles = view.doubly_claimed()
     outcomes: list[ReclaimOutcome] = []
     node: _Snapshot | None = None
     for record in orphans:
+        if record.settled:  # settled by an earlier reclaim: nothing of it is on the node to match any more
+            try:
+                ledger.remove(record.entry)
+            except LedgerError:
+                continue  # another user's: it stays for root's reclaim, and says nothing new
+            outcomes.append(ReclaimOutcome(record, "gone", "settled by an earlier reclaim; its entry is removed"))
+            continue
         if record.gi is not None and (record.gpu, record.gi) in doubles:
             entries = ", ".join(doubles[(record.gpu, record.gi)])
             reason = f"claimed by more than one entry ({entries}); nothing was destroyed"

@@ -12,7 +12,11 @@ Beside the lock file (``/run/lock/smimig.lock``) is a directory, ``smimig.leases
 GPU instance is not yet). Entries change only under the node lock (:mod:`smimig.locking`), each write a
 new file renamed over the old one (fsynced), so a reader without the lock sees one whole version or the
 other. A lease whose holder no longer runs is an orphan: :func:`smimig.leasing.reclaim` destroys its
-instance (after checking it is still the same one) and removes its entry.
+instance (after checking it is still the same one) and removes its entry. When it may not remove the entry
+(another user's, the sticky bit), it writes a *settled marker* of its own beside it,
+``<entry>.settled-<uid>`` holding the entry file's inode and modification time: that entry is then never
+matched against the node again (a later instance at its placement is not its), and root's reclaim removes
+both. A marker, like an entry, is anyone's to write: a forged one can only stop a reclaim.
 
 Nobody can forge it. MIG changes need root (or ``sudo -n`` for nvidia-smi) and the ledger decides what
 reclaim destroys, so the design is that no user can make smimig destroy an instance held by someone else's
@@ -91,6 +95,9 @@ class LeaseRecord(AttrsRepr):
     boot_id: str | None
     entry: str
     pid_ns: int | None = None
+    settled: bool = False
+    """An earlier reclaim settled this orphan (destroyed its instance, or found it gone or replaced) but could
+    not remove its entry (another user's, the sticky bit): no reclaim acts on it again; root's removes it."""
 
     @property
     def where(self) -> str:
@@ -102,7 +109,7 @@ class LeaseRecord(AttrsRepr):
 
     def __str__(self) -> str:
         being = "" if self.state == "held" else f" [{self.state}]"
-        running = "" if self.alive else ", no longer running"
+        running = "" if self.alive else ", no longer running" + (", settled" if self.settled else "")
         return f"{self.where}{being} leased by {self.user} (PID {self.pid}{running}) at {self.created_at}"
 
 
@@ -124,6 +131,8 @@ class LedgerView(AttrsRepr):
     records: tuple[LeaseRecord, ...] = ()
     problems: tuple[str, ...] = ()
     claims: tuple[Claim, ...] = ()
+    stale_markers: tuple[str, ...] = ()
+    """Settled markers whose entry is gone (root's reclaim or its owner removed it): clutter to remove."""
 
     def claimants(self, gpu: int, gi: int) -> tuple[str, ...]:
         """The entries (trusted or not) that claim GPU instance ``gi`` of GPU ``gpu``."""
@@ -190,32 +199,59 @@ def _problem_in(data: object) -> str | None:
     return f"bad or missing {', '.join(wrong)}" if wrong else None
 
 
-def _load(path: Path) -> tuple[dict[str, Any] | None, int, str | None]:
-    """An entry's data and its file's owner, or why it is not one (the data is then None)."""
+def _load(path: Path) -> tuple[dict[str, Any] | None, int, str | None, tuple[int, int]]:
+    """An entry's data, its file's owner, why it is not one (the data is then None), and which file it is
+    (inode and modification time, as a settled marker names it)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
-        return None, -1, f"cannot be read ({error.strerror})"
+        return None, -1, f"cannot be read ({error.strerror})", (0, 0)
     try:
         info = os.fstat(fd)
+        identity = (info.st_ino, info.st_mtime_ns)
         if not stat.S_ISREG(info.st_mode):
-            return None, info.st_uid, "not a regular file"
+            return None, info.st_uid, "not a regular file", identity
         if info.st_nlink != 1:
-            return None, info.st_uid, "has other hard links"
+            return None, info.st_uid, "has other hard links", identity
         raw = os.read(fd, _MAX_ENTRY + 1)
     finally:
         os.close(fd)
     if len(raw) > _MAX_ENTRY:
-        return None, info.st_uid, "too big to be a lease entry"
+        return None, info.st_uid, "too big to be a lease entry", identity
     try:
         data = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):  # RecursionError: '[' * 8000, well under the size cap
-        return None, info.st_uid, "not JSON"
+        return None, info.st_uid, "not JSON", identity
     problem = _problem_in(data)
-    return (None, info.st_uid, problem) if problem else (data, info.st_uid, None)
+    return (None, info.st_uid, problem, identity) if problem else (data, info.st_uid, None, identity)
 
 
-def _record(data: Mapping[str, Any], entry: Path, alive: bool) -> LeaseRecord:
+_SETTLED = ".settled-"
+"""A settled marker is named ``<entry's name>.settled-<uid of who settled it>``."""
+
+
+def _settled_identity(path: Path) -> tuple[int, int] | None:
+    """The entry file a settled marker names (inode, modification time), or None if it is not one."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        raw = os.read(fd, 257)
+    finally:
+        os.close(fd)
+    try:
+        data = json.loads(raw.decode("utf-8")) if len(raw) <= 256 else None
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, dict) and _natural(data.get("inode")) and _natural(data.get("mtime_ns")):
+        return data["inode"], data["mtime_ns"]
+    return None
+
+
+def _record(data: Mapping[str, Any], entry: Path, alive: bool, settled: bool) -> LeaseRecord:
     return LeaseRecord(
         gpu=data["gpu"],
         gi=data["gi"],
@@ -233,6 +269,7 @@ def _record(data: Mapping[str, Any], entry: Path, alive: bool) -> LeaseRecord:
         boot_id=data["boot_id"],
         entry=str(entry),
         pid_ns=data.get("pid_ns"),
+        settled=settled,
     )
 
 
@@ -294,14 +331,19 @@ class Ledger(AttrsRepr):
         except OSError as error:
             raise LedgerError(str(directory), f"cannot be read: {error.strerror}") from None
         records, problems, claims = [], [], []
+        markers: dict[str, list[str]] = {}  # entry name -> its settled markers
         for name in names:
-            if name.startswith("."):
-                continue  # a write in progress (or left by one that was killed): never an entry
+            entry_name, settled_mark, _ = name.partition(_SETTLED)
+            if settled_mark and entry_name.endswith(".json") and not name.startswith("."):
+                markers.setdefault(entry_name, []).append(name)
+        for name in names:
+            if name.startswith(".") or any(name in found for found in markers.values()):
+                continue  # a write in progress (or left by one that was killed), or a marker: never an entry
             path = directory / name
             if not name.endswith(".json"):
                 problems.append(f"{_safe(path)}: not a lease entry (ignored)")
                 continue
-            data, owner, problem = _load(path)
+            data, owner, problem, identity = _load(path)
             if data is None:
                 problems.append(f"{_safe(path)}: {problem} (ignored)")
                 continue
@@ -318,8 +360,21 @@ class Ledger(AttrsRepr):
                     f"{_safe(path)}: its holder PID {data['pid']} runs as another user than {data['user']} (ignored)"
                 )
                 continue
-            records.append(_record(data, path, alive=state == "running"))
-        return LedgerView(str(directory), tuple(records), tuple(problems), tuple(claims))
+            # Settled by an earlier reclaim that could not remove it: a marker (anyone's: a forged one can only
+            # stop a reclaim) that names this very file, not an entry written later under the same name.
+            settled = state != "running" and any(
+                _settled_identity(directory / marker) == identity for marker in markers.get(name, ())
+            )
+            if settled:
+                claims.pop()  # its instance is no longer on the node: it claims nothing a new one could be
+            records.append(_record(data, path, alive=state == "running", settled=settled))
+        stale = tuple(
+            str(directory / marker)
+            for entry_name, found in markers.items()
+            if entry_name not in names
+            for marker in found
+        )
+        return LedgerView(str(directory), tuple(records), tuple(problems), tuple(claims), stale)
 
     # -- changes (under the node lock) ------------------------------------------------------------------
 
@@ -394,7 +449,7 @@ class Ledger(AttrsRepr):
         return target
 
     def remove(self, entry: str | os.PathLike[str]) -> None:
-        """Remove an entry (already gone: fine).
+        """Remove an entry (already gone: fine), and the settled markers of it that this process may remove.
 
         Raises:
             RuntimeError: the node lock is not held by this thread.
@@ -407,12 +462,64 @@ class Ledger(AttrsRepr):
         try:
             path.unlink()
         except FileNotFoundError:
-            return
+            pass
         except OSError as error:
             raise LedgerError(
                 str(path), f"cannot be removed ({error.strerror}): another user's entry; root's reclaim removes it"
             ) from None
+        with contextlib.suppress(OSError):
+            for name in os.listdir(self.directory):
+                if name.startswith(path.name + _SETTLED):
+                    self.remove_marker(self.directory / name)
         _sync_directory(self.directory)
+
+    def mark_settled(self, entry: str | os.PathLike[str]) -> None:
+        """Mark an orphan's entry settled when it cannot be removed (another user's): its instance was destroyed,
+        or found gone or replaced, so no later reclaim may match it against whatever instance takes that id
+        or placement next. The marker is this user's own file and names the entry file by inode and
+        modification time.
+
+        Raises:
+            RuntimeError: the node lock is not held by this thread.
+            LedgerError: the marker cannot be written.
+        """
+        import tempfile  # noqa: PLC0415  # only a writer needs it
+
+        self._check_locked()
+        path = Path(entry)
+        if path.parent != self.directory:
+            raise ValueError(f"{path} is not an entry of the ledger {self.directory}")
+        try:
+            info = os.stat(path, follow_symlinks=False)
+            handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".settled", dir=self.directory)
+        except OSError as error:
+            raise LedgerError(str(path), f"cannot be marked settled: {error.strerror}") from None
+        try:
+            os.fchmod(handle, 0o644)
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                json.dump({"inode": info.st_ino, "mtime_ns": info.st_mtime_ns}, stream)
+            os.replace(temporary, self.directory / f"{path.name}{_SETTLED}{os.geteuid()}")
+        except OSError as error:
+            Path(temporary).unlink(missing_ok=True)
+            raise LedgerError(str(path), f"cannot be marked settled: {error.strerror}") from None
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        _sync_directory(self.directory)
+
+    def remove_marker(self, marker: str | os.PathLike[str]) -> bool:
+        """Remove a settled marker if this process may (its own, or any as root); whether it went."""
+        self._check_locked()
+        path = Path(marker)
+        if path.parent != self.directory or _SETTLED not in path.name:
+            raise ValueError(f"{path} is not a settled marker of the ledger {self.directory}")
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        return True
 
 
 def _sync_directory(directory: Path) -> None:

@@ -23,7 +23,7 @@ import attrs
 import pytest
 
 import smimig
-from smimig import LeaseError, cli, interrupts
+from smimig import LeaseError, LedgerError, cli, interrupts
 from smimig.errors import Terminated
 from smimig.leasing import LeaseWarning
 from smimig.ledger import Ledger, live_leases
@@ -417,6 +417,59 @@ def test_killed_while_cgi_ran_is_found_by_reclaim(lock: Path) -> None:
     ]
     assert smi.list_gis() == []
     assert ledger_files(lock) == []
+
+
+def test_an_entry_reclaim_could_not_remove_is_never_matched_again(lock: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A non-root reclaim destroys another user's orphan but cannot remove its entry (the sticky bit). The entry
+    # must not later match the next instance at that placement, made by someone else, and destroy it.
+    smi, _ = node()
+    with smi.node_lock():
+        fields = {"state": "creating", "gpu": 0, "gi": None, "ci": None, "profile": "MIG 2g.10gb", "uuid": None}
+        entry = Ledger(lock).write({**fields, "placement": [2, 2]})
+        smi.create_gi(0, ["2g.10gb:2"])  # -cgi finished; its holder never heard
+    dead_holder(entry)
+    removing = Ledger.remove
+
+    def sticky(self: Ledger, path: str | os.PathLike[str]) -> None:
+        if Path(path) == entry:  # another user's file, to a user's reclaim
+            raise LedgerError(str(path), "cannot be removed (Operation not permitted): another user's entry")
+        removing(self, path)
+
+    monkeypatch.setattr(Ledger, "remove", sticky)
+    (outcome,) = smi.reclaim().outcomes
+    assert outcome.action == "destroyed"
+    assert outcome.reason.endswith("marked settled: no reclaim acts on it again")
+    (record,) = smi.leases()
+    assert (record.alive, record.settled) == (False, True)
+    assert str(record).endswith(f"(PID {record.pid}, no longer running, settled) at {record.created_at}")
+    smi.create_gi(0, ["2g.10gb:2"])  # an admin's GPU instance, at the same placement, without compute instance
+    assert smi.reclaim().outcomes == ()  # nothing to say: the entry stays for root
+    assert [(gi.id, gi.placement.start) for gi in smi.list_gis()] == [(1, 2)]  # the admin's is still there
+    assert "settled lease entry" in str(smi.doctor())
+    # A lease's orphan at the id the settled entry once had is reclaimed: the settled entry claims nothing.
+    smi.destroy_gi(0, gi=1)
+    abandoned(smi, "2g.10gb")
+    assert [(outcome.action, outcome.lease.gi) for outcome in smi.reclaim().outcomes] == [("destroyed", 1)]
+    smi.create_gi(0, ["2g.10gb:2"])  # the admin's again
+    monkeypatch.setattr(Ledger, "remove", removing)  # root's reclaim removes it, and its marker
+    (outcome,) = smi.reclaim().outcomes
+    assert (outcome.action, outcome.reason) == ("gone", "settled by an earlier reclaim; its entry is removed")
+    assert ledger_files(lock) == []
+    assert [gi.id for gi in smi.list_gis()] == [1]  # the node untouched
+
+
+def test_a_settled_marker_names_one_file_not_a_name(lock: Path) -> None:
+    # A marker written for an entry does not settle a later file under the same name (a rewritten entry).
+    smi, _ = node()
+    with smi.node_lock():
+        fields = {"state": "creating", "gpu": 0, "gi": None, "ci": None, "profile": "MIG 2g.10gb", "uuid": None}
+        entry = Ledger(lock).write({**fields, "placement": [2, 2]})
+        Ledger(lock).mark_settled(entry)
+        entry.with_name(entry.name + ".settled-999").write_text("[1, 2]")  # not a marker: ignored
+    dead_holder(entry)  # the entry rewritten since: its modification time is not the marked one
+    (record,) = smi.leases()
+    assert not record.settled
+    assert smi.leases().warnings == ()  # markers are not entries: nothing to report
 
 
 def test_reclaim_destroys_orphans_after_checking_who_they_are(lock: Path) -> None:
