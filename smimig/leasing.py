@@ -213,12 +213,13 @@ def _settle(  # noqa: PLR0911, PLR0912  # one return per way an entry is settled
     node: _Snapshot,
     *,
     claimed: Callable[[int, int], Sequence[str]],
-    on_partial: Callable[[], object] | None = None,
+    on_destroying: Callable[[], object] | None = None,
 ) -> tuple[ReclaimAction, str]:
     """Destroy what ``target`` made, if it is still exactly that, and remove its entry (the node lock held).
 
-    ``claimed(gpu, gi)`` names the other entries that claim a GPU instance; ``on_partial`` is called when
-    the compute instances went and the GPU instance did not.
+    ``claimed(gpu, gi)`` names the other entries that claim a GPU instance; ``on_destroying`` is called once
+    the instances are known to be the target's, just before the first destroy (a release marks its entry
+    "releasing" there, so that a kill between ``-dci`` and ``-dgi`` leaves an entry reclaim still matches).
     """
     gpu = target.gpu
     if target.gi is None:  # stopped before -cgi answered: a GPU instance may have been made all the same
@@ -275,6 +276,8 @@ def _settle(  # noqa: PLR0911, PLR0912  # one return per way an entry is settled
                     f"its MIG device is now {uuid or 'not listed'}, not {target.uuid}; nothing was destroyed",
                 )
             doomed = [target.ci]
+    if on_destroying is not None:
+        on_destroying()
     try:
         if doomed:
             smi.destroy_ci(gpu, gi=instance.id, ci=doomed)
@@ -283,8 +286,6 @@ def _settle(  # noqa: PLR0911, PLR0912  # one return per way an entry is settled
     try:
         smi.destroy_gi(gpu, gi=instance.id)
     except SmimigError as error:
-        if doomed and on_partial is not None:
-            on_partial()
         return "kept", f"GPU instance {instance.id}: {_first_line(error)}"
     cis = f" and compute instance {', '.join(map(str, doomed))}" if doomed else ""
     return _drop(ledger, target, "destroyed", f"destroyed GPU instance {instance.id}{cis}")
@@ -574,7 +575,9 @@ def _release(smi: Smi, ledger: Ledger, held: Lease, timeout: float | None) -> No
     where = f"the lease on GPU {held.gpu} (GI {held.gi}, CI {held.ci}, {held.uuid})"
 
     def releasing() -> None:
-        """Its compute instance went, its GPU instance did not: the entry says so, for reclaim."""
+        """Its instances are about to go: the entry says so (the compute instance not named), so that whatever
+        stops this process between -dci and -dgi leaves an entry reclaim matches the GPU instance by, not one
+        whose compute instance is gone and that reclaim must then leave alone."""
         if held.entry is not None:
             fields = {
                 "state": "releasing",
@@ -602,7 +605,7 @@ def _release(smi: Smi, ledger: Ledger, held: Lease, timeout: float | None) -> No
                     if record.alive and (record.gpu, record.gi) == (gpu, gi) and record.entry != held.entry
                 )
 
-            action, reason = _settle(smi, ledger, _Target.of(held), node, claimed=others, on_partial=releasing)
+            action, reason = _settle(smi, ledger, _Target.of(held), node, claimed=others, on_destroying=releasing)
     except (NodeLockTimeout, SmimigError) as error:
         raise LeaseError(
             f"could not release {where}; still there: {error}", profile=held.profile_name, free=[], left=held

@@ -8,8 +8,9 @@ Beside the lock file (``/run/lock/smimig.lock``) is a directory, ``smimig.leases
      "user": "alice", "boot_id": "…", "pid_ns": 4026531836, "created_at": "2025-06-12T10:15:02+02:00"}
 
 ``state`` is ``creating`` (written before ``-cgi`` runs: ``gi``, then ``ci``, filled in as they are made),
-``held`` (the device is the lease's, ``uuid`` known) or ``releasing`` (its compute instance is destroyed, its
-GPU instance is not yet). Entries change only under the node lock (:mod:`smimig.locking`), each write a
+``held`` (the device is the lease's, ``uuid`` known) or ``releasing`` (written, under the lock, once a release
+has checked the instances are still its own and before it destroys them; ``ci`` and ``uuid`` no longer named,
+so a release killed between ``-dci`` and ``-dgi`` leaves an entry reclaim matches the GPU instance by). Entries change only under the node lock (:mod:`smimig.locking`), each write a
 new file renamed over the old one (fsynced), so a reader without the lock sees one whole version or the
 other. A lease whose holder no longer runs is an orphan: :func:`smimig.leasing.reclaim` destroys its
 instance (after checking it is still the same one) and removes its entry. When it may not remove the entry

@@ -402,6 +402,32 @@ def test_sigterm_while_a_failed_lease_is_undone_is_raised_after_it(lock: Path) -
     assert ledger_files(lock) == []
 
 
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing of the process runs after it (no except, no finally of smimig's matters)."""
+
+
+def test_killed_between_a_releases_dci_and_dgi_is_found_by_reclaim(lock: Path) -> None:
+    runner = SimulatedRunner("A100-40GB", mig=True)
+
+    def killed_at_dgi(args: tuple[str, ...]) -> Answer:
+        if "-dgi" in args:
+            raise Killed
+        return runner.run(args)
+
+    smi = smimig.Smi(runner=FakeRunner(handler=killed_at_dgi))
+    with pytest.raises(Killed), smi.lease("1g.5gb"):
+        pass
+    (record,) = smimig.Smi(runner=runner).leases()
+    assert (record.state, record.ci, record.gi) == ("releasing", None, 1)  # said before -dci ran
+    dead_holder(record.entry)
+    report = smimig.Smi(runner=runner).reclaim()
+    assert [(outcome.action, outcome.reason) for outcome in report.outcomes] == [
+        ("destroyed", "destroyed GPU instance 1")
+    ]
+    assert smimig.Smi(runner=runner).list_gis() == []
+    assert ledger_files(lock) == []
+
+
 def test_killed_while_cgi_ran_is_found_by_reclaim(lock: Path) -> None:
     smi, _ = node()
     with smi.node_lock():
