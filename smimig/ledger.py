@@ -10,14 +10,15 @@ Beside the lock file (``/run/lock/smimig.lock``) is a directory, ``smimig.leases
 ``state`` is ``creating`` (written before ``-cgi`` runs: ``gi``, then ``ci``, filled in as they are made),
 ``held`` (the device is the lease's, ``uuid`` known) or ``releasing`` (written, under the lock, once a release
 has checked the instances are still its own and before it destroys them; ``ci`` and ``uuid`` no longer named,
-so a release killed between ``-dci`` and ``-dgi`` leaves an entry reclaim matches the GPU instance by). Entries change only under the node lock (:mod:`smimig.locking`), each write a
-new file renamed over the old one (fsynced), so a reader without the lock sees one whole version or the
-other. A lease whose holder no longer runs is an orphan: :func:`smimig.leasing.reclaim` destroys its
-instance (after checking it is still the same one) and removes its entry. When it may not remove the entry
-(another user's, the sticky bit), it writes a *settled marker* of its own beside it,
-``<entry>.settled-<uid>`` holding the entry file's inode and modification time: that entry is then never
-matched against the node again (a later instance at its placement is not its), and root's reclaim removes
-both. A marker, like an entry, is anyone's to write: a forged one can only stop a reclaim.
+so a release killed between ``-dci`` and ``-dgi`` leaves an entry reclaim matches the GPU instance by).
+Entries change only under the node lock (:mod:`smimig.locking`), each write a new file renamed over the old
+one (fsynced), so a reader without the lock sees one whole version or the other. A lease whose holder no
+longer runs is an orphan: :func:`smimig.leasing.reclaim` destroys its instance (after checking it is still
+the same one) and removes its entry. When it may not remove the entry (another user's, the sticky bit), it
+writes a *settled marker* of its own beside it, ``<entry>.settled-<uid>`` holding the entry file's inode and
+modification time: that entry is then never matched against the node again (a later instance at its
+placement is not its), and root's reclaim removes both. A marker, like an entry, is anyone's to write: a
+forged one can only stop a reclaim.
 
 Nobody can forge it. MIG changes need root (or ``sudo -n`` for nvidia-smi) and the ledger decides what
 reclaim destroys, so the design is that no user can make smimig destroy an instance held by someone else's
