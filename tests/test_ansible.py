@@ -12,14 +12,13 @@ nvidia-smi and a shell). ansible-core comes with the test extra; .ci/run install
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,10 +29,10 @@ import yaml
 
 import smimig
 from smimig.sim import Fault, SimulatedRunner
+from tests.sshd import SSHD, free_port, need, skip_unless_ci, sshd, user_key
 
 ROOT = Path(__file__).resolve().parent.parent
 COLLECTION = ROOT / "ansible"
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 NODE_PYTHON = "/usr/bin/python3"
 
 
@@ -175,17 +174,8 @@ def tool(name: str) -> str:
     """ansible-playbook or ansible-galaxy from the test extra (beside this interpreter, else on PATH)."""
     found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("ansible-core is in the test extra; CI skips nothing")
-        pytest.skip(f"{name} not installed (pip install '.[test]')")
+        skip_unless_ci(f"{name} not installed (pip install '.[test]': ansible-core is in the test extra)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @attrs.frozen
@@ -247,41 +237,14 @@ class Fleet:
         return subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=600)
 
 
-def start_sshd(root: Path, port: int) -> subprocess.Popen[bytes]:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / "host")], check=True)
-    config = root / "sshd_config"
-    config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host'}\nPidFile {root / 'sshd.pid'}\n"
-        f"AuthorizedKeysFile {root.parent / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-        "PermitRootLogin prohibit-password\n"
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
-    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=open(root / "sshd.log", "w"))  # noqa: SIM115
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return process
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
-    pytest.fail(f"sshd did not start: {(root / 'sshd.log').read_text()}")
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    for needed, package in ((SSHD, "openssh-server"), (shutil.which("sudo") or "/usr/bin/sudo", "sudo")):
-        if not Path(needed).exists():
-            reason = f"{package} is needed (Debian: apt-get install {package}; .ci/run installs it)"
-            if os.environ.get("CI"):
-                pytest.fail(reason)  # CI skips nothing
-            pytest.skip(reason)
+    need(SSHD, "openssh-server")
+    need(shutil.which("sudo") or "/usr/bin/sudo", "sudo")
     root = tmp_path_factory.mktemp("fleet")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / "user")], check=True)
-    (root / "authorized_keys").write_text((root / "user.pub").read_text())
-    nodes, processes = [], []
-    try:
+    key = user_key(root)
+    nodes = []
+    with contextlib.ExitStack() as servers:
         for name, model in (("node1", "A100-40GBx2"), ("node2", "A100-40GBx2")):
             home = root / name
             home.mkdir()
@@ -295,13 +258,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 f'--model {model} "$@"\n'
             )
             (home / "nvidia-smi").chmod(0o755)
-            processes.append(start_sshd(home, node.port))
+            servers.enter_context(sshd(home, node.port, root / "authorized_keys"))
             nodes.append(node)
-        yield Fleet(root, root / "user", tuple(nodes))
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
+        yield Fleet(root, key, tuple(nodes))
 
 
 def failed_output(result: subprocess.CompletedProcess[str]) -> str:

@@ -6,15 +6,13 @@ through ``StateFileRunner.change`` to inject nvidia-smi's refusals and processes
 
 from __future__ import annotations
 
-import io
 import re
 import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import attrs
 import pytest
 
 import smimig
@@ -23,20 +21,10 @@ from smimig.exit_codes import RULES, ExitCode, exit_code, explain, job_exit_code
 from smimig.runner import ENV_VAR
 from smimig.sim import StateFileRunner
 from smimig.sim.state import Fault, Node, ProcessState
+from tests.command_line import Smimig, caller, in_process
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TERM = 128 + signal.SIGTERM
-
-
-@attrs.frozen
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.err.splitlines()
 
 
 @pytest.fixture
@@ -49,22 +37,16 @@ def crash_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def smimig_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_dir: Path) -> Callable[..., Result]:
+def smimig_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_dir: Path) -> Smimig:
     """``smimig_cli("status")`` is ``smimig --simulate A30x1 status``, in process, on a node of its own."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("SMIMIG_LOCK_FILE", str(tmp_path / "lease.lock"))
     monkeypatch.delenv(ENV_VAR, raising=False)
-
-    def run(*args: str, simulate: str | None = "A30x1") -> Result:
-        out, err = io.StringIO(), io.StringIO()
-        code = cli.main([*(["--simulate", simulate] if simulate else []), *args], out, err)
-        return Result(code, out.getvalue(), err.getvalue())
-
-    return run
+    return caller(in_process, "A30x1")
 
 
 @pytest.fixture
-def node(tmp_path: Path, smimig_cli: Callable[..., Result]) -> StateFileRunner:
+def node(tmp_path: Path, smimig_cli: Smimig) -> StateFileRunner:
     """The state file behind ``--simulate A30x1`` (the cache directory holds it), MIG on."""
     assert smimig_cli("mode", "on", "-i", "0").code == ExitCode.OK
     return StateFileRunner(tmp_path / "cache" / "smimig" / "simulate-A30x1.json", "A30", 1)
@@ -104,9 +86,7 @@ def test_job_exit_code(returncode: int, code: int) -> None:
     assert job_exit_code(returncode) == code
 
 
-def test_help_docstring_and_readme_list_every_code(
-    smimig_cli: Callable[..., Result], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_help_docstring_and_readme_list_every_code(smimig_cli: Smimig, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         smimig_cli("--help", simulate=None)
     assert caught.value.code == 0
@@ -123,30 +103,28 @@ def test_help_docstring_and_readme_list_every_code(
 # -- 0 and 2: nothing ran ---------------------------------------------------------------------------
 
 
-def test_ok(smimig_cli: Callable[..., Result]) -> None:
+def test_ok(smimig_cli: Smimig) -> None:
     assert smimig_cli("status").code == ExitCode.OK
 
 
-def test_usage_error_is_argparse_exit_2(smimig_cli: Callable[..., Result]) -> None:
+def test_usage_error_is_argparse_exit_2(smimig_cli: Smimig) -> None:
     with pytest.raises(SystemExit) as caught:
         smimig_cli("frobnicate")
     assert caught.value.code == ExitCode.REFUSED
 
 
-def test_bad_argument(smimig_cli: Callable[..., Result]) -> None:
+def test_bad_argument(smimig_cli: Smimig) -> None:
     result = smimig_cli("--reset-simulation", "status", simulate=None)
     assert (result.code, result.lines) == (ExitCode.REFUSED, ["smimig: --reset-simulation goes with --simulate"])
 
 
-def test_missing_layout_file(smimig_cli: Callable[..., Result], tmp_path: Path) -> None:
+def test_missing_layout_file(smimig_cli: Smimig, tmp_path: Path) -> None:
     result = smimig_cli("plan", str(tmp_path / "nope.yaml"))
     assert result.code == ExitCode.REFUSED
     assert result.lines == [f"smimig: [Errno 2] No such file or directory: '{tmp_path / 'nope.yaml'}'"]
 
 
-def test_impossible_layout_before_any_step(
-    smimig_cli: Callable[..., Result], node: StateFileRunner, tmp_path: Path
-) -> None:
+def test_impossible_layout_before_any_step(smimig_cli: Smimig, node: StateFileRunner, tmp_path: Path) -> None:
     result = smimig_cli("apply", layout_file(tmp_path, '{"gpus": {"0": ["4g.24gb", "1g.6gb"]}}'))
     assert result.code == ExitCode.REFUSED
     assert result.lines == [
@@ -156,7 +134,7 @@ def test_impossible_layout_before_any_step(
     assert smimig_cli("gis").out == "(none)\n"
 
 
-def test_busy_instance_without_force(smimig_cli: Callable[..., Result], node: StateFileRunner, tmp_path: Path) -> None:
+def test_busy_instance_without_force(smimig_cli: Smimig, node: StateFileRunner, tmp_path: Path) -> None:
     assert smimig_cli("create-gi", "2g.12gb", "-i", "0", "-C").code == ExitCode.OK
     node.change(lambda state: state.processes.append(ProcessState(4242, "python train.py", 0, 1, 0)))
     layout = layout_file(tmp_path, '{"gpus": {"0": ["4g.24gb"]}}')
@@ -174,21 +152,21 @@ def test_busy_instance_without_force(smimig_cli: Callable[..., Result], node: St
     )
 
 
-def test_no_room_for_a_lease(smimig_cli: Callable[..., Result], node: StateFileRunner) -> None:
+def test_no_room_for_a_lease(smimig_cli: Smimig, node: StateFileRunner) -> None:
     assert smimig_cli("create-gi", "4g.24gb", "-i", "0").code == ExitCode.OK
     result = smimig_cli("lease", "1g.6gb", "--", "true")
     assert result.code == ExitCode.REFUSED
     assert result.lines == ["smimig: no room for 1g.6gb on any GPU in MIG mode (GPU 0: 1g.6gb 0/4 free)"]
 
 
-def test_a_job_that_cannot_start(smimig_cli: Callable[..., Result], node: StateFileRunner, tmp_path: Path) -> None:
+def test_a_job_that_cannot_start(smimig_cli: Smimig, node: StateFileRunner, tmp_path: Path) -> None:
     result = smimig_cli("lease", "1g.6gb", "--", str(tmp_path / "no-such-program"))
     assert result.code == ExitCode.REFUSED
     assert result.lines[-1] == f"smimig: [Errno 2] No such file or directory: '{tmp_path / 'no-such-program'}'"
     assert smimig_cli("gis").out == "(none)\n"  # the lease was given back
 
 
-def test_no_mig_devices_to_run_on(smimig_cli: Callable[..., Result], node: StateFileRunner) -> None:
+def test_no_mig_devices_to_run_on(smimig_cli: Smimig, node: StateFileRunner) -> None:
     result = smimig_cli("run", "--each", "--", "true")
     assert (result.code, result.lines) == (ExitCode.REFUSED, ["smimig: no MIG devices to run on"])
 
@@ -196,7 +174,7 @@ def test_no_mig_devices_to_run_on(smimig_cli: Callable[..., Result], node: State
 # -- 3: nvidia-smi or ssh failed, nothing changed ---------------------------------------------------
 
 
-def test_nvidia_smi_failed(smimig_cli: Callable[..., Result]) -> None:
+def test_nvidia_smi_failed(smimig_cli: Smimig) -> None:
     result = smimig_cli("gis", "-i", "9")
     assert result.code == ExitCode.NVIDIA_SMI
     assert result.lines == [
@@ -205,7 +183,7 @@ def test_nvidia_smi_failed(smimig_cli: Callable[..., Result]) -> None:
     ]
 
 
-def test_a_change_that_changed_nothing(smimig_cli: Callable[..., Result], node: StateFileRunner) -> None:
+def test_a_change_that_changed_nothing(smimig_cli: Smimig, node: StateFileRunner) -> None:
     refuse_next(node, "-cgi", "Insufficient Resources")
     result = smimig_cli("create-gi", "1g.6gb", "-i", "0")
     assert result.code == ExitCode.NVIDIA_SMI
@@ -213,7 +191,7 @@ def test_a_change_that_changed_nothing(smimig_cli: Callable[..., Result], node: 
 
 
 def test_apply_whose_first_step_fails_changed_nothing(
-    smimig_cli: Callable[..., Result], node: StateFileRunner, tmp_path: Path
+    smimig_cli: Smimig, node: StateFileRunner, tmp_path: Path
 ) -> None:
     refuse_next(node, "-cgi", "Insufficient Resources")
     result = smimig_cli("apply", layout_file(tmp_path, '{"gpus": {"0": ["4g.24gb"]}}'))
@@ -227,7 +205,7 @@ def test_apply_whose_first_step_fails_changed_nothing(
     assert not any(line.startswith(("  ran:", "  restored:")) for line in result.lines)
 
 
-def test_a_lease_whose_compute_instance_fails(smimig_cli: Callable[..., Result], node: StateFileRunner) -> None:
+def test_a_lease_whose_compute_instance_fails(smimig_cli: Smimig, node: StateFileRunner) -> None:
     refuse_next(node, "-cci", "Insufficient Resources")
     result = smimig_cli("lease", "1g.6gb", "--", "true")
     assert result.code == ExitCode.NVIDIA_SMI
@@ -235,9 +213,7 @@ def test_a_lease_whose_compute_instance_fails(smimig_cli: Callable[..., Result],
     assert smimig_cli("gis").out == "(none)\n"
 
 
-def test_nvidia_smi_not_found(
-    smimig_cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_nvidia_smi_not_found(smimig_cli: Smimig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "nothing-here"))
     result = smimig_cli("status", simulate=None)
     assert result.code == ExitCode.NVIDIA_SMI
@@ -245,7 +221,7 @@ def test_nvidia_smi_not_found(
     assert result.lines[0].startswith("smimig: nvidia-smi not found (tried ")
 
 
-def test_nvidia_smi_timeout(smimig_cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, fp: Any) -> None:
+def test_nvidia_smi_timeout(smimig_cli: Smimig, monkeypatch: pytest.MonkeyPatch, fp: Any) -> None:
     monkeypatch.setenv(ENV_VAR, "/opt/fake/nvidia-smi")
 
     def hang(process: Any) -> None:
@@ -259,7 +235,7 @@ def test_nvidia_smi_timeout(smimig_cli: Callable[..., Result], monkeypatch: pyte
     )
 
 
-def test_ssh_failed(smimig_cli: Callable[..., Result], fp: Any) -> None:
+def test_ssh_failed(smimig_cli: Smimig, fp: Any) -> None:
     fp.register(["ssh", fp.any()], returncode=255, stderr="ssh: connect to host gpu7 port 22: Connection refused\n")
     result = smimig_cli("--host", "gpu7", "gis", simulate=None)
     assert (result.code, result.lines) == (
@@ -271,7 +247,7 @@ def test_ssh_failed(smimig_cli: Callable[..., Result], fp: Any) -> None:
 # -- 4: output smimig cannot read -------------------------------------------------------------------
 
 
-def test_output_smimig_cannot_read(smimig_cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, fp: Any) -> None:
+def test_output_smimig_cannot_read(smimig_cli: Smimig, monkeypatch: pytest.MonkeyPatch, fp: Any) -> None:
     monkeypatch.setenv(ENV_VAR, "/opt/fake/nvidia-smi")
     fp.register(["/opt/fake/nvidia-smi", "mig", "-lgi"], stdout="something new\n")
     result = smimig_cli("gis", simulate=None)
@@ -283,7 +259,7 @@ def test_output_smimig_cannot_read(smimig_cli: Callable[..., Result], monkeypatc
 # -- 5: a change failed part-way --------------------------------------------------------------------
 
 
-def test_a_change_that_failed_part_way(smimig_cli: Callable[..., Result], node: StateFileRunner) -> None:
+def test_a_change_that_failed_part_way(smimig_cli: Smimig, node: StateFileRunner) -> None:
     result = smimig_cli("create-gi", "2g.12gb", "2g.12gb", "1g.6gb", "-i", "0")
     assert result.code == ExitCode.PARTIAL
     assert result.lines[0] == (
@@ -292,7 +268,7 @@ def test_a_change_that_failed_part_way(smimig_cli: Callable[..., Result], node: 
 
 
 def test_apply_failed_part_way_lists_what_ran_and_what_was_restored(
-    smimig_cli: Callable[..., Result], node: StateFileRunner, tmp_path: Path
+    smimig_cli: Smimig, node: StateFileRunner, tmp_path: Path
 ) -> None:
     assert smimig_cli("create-gi", "2g.12gb", "2g.12gb", "-i", "0", "-C").code == ExitCode.OK
     refuse_next(node, "-cgi", "Insufficient Resources")
@@ -309,7 +285,7 @@ def test_apply_failed_part_way_lists_what_ran_and_what_was_restored(
     ]
 
 
-def test_a_layout_refused_after_a_step_ran_is_part_way(smimig_cli: Callable[..., Result], tmp_path: Path) -> None:
+def test_a_layout_refused_after_a_step_ran_is_part_way(smimig_cli: Smimig, tmp_path: Path) -> None:
     # MIG off: the driver lists no profiles, so the GPU is planned once MIG is on, and only then refused.
     result = smimig_cli("apply", layout_file(tmp_path, '{"gpus": {"0": ["4g.24gb", "4g.24gb"]}}'))
     assert result.code == ExitCode.PARTIAL
@@ -326,7 +302,7 @@ def test_a_layout_refused_after_a_step_ran_is_part_way(smimig_cli: Callable[...,
     assert smimig_cli("status").out.splitlines()[0].endswith("MIG off")
 
 
-def test_a_lease_left_behind(smimig_cli: Callable[..., Result], node: StateFileRunner) -> None:
+def test_a_lease_left_behind(smimig_cli: Smimig, node: StateFileRunner) -> None:
     refuse_next(node, "-dgi", "In use by another client")
     result = smimig_cli("lease", "1g.6gb", "--", "sh", "-c", "exit 7")
     assert result.code == ExitCode.PARTIAL
@@ -345,20 +321,20 @@ def test_a_lease_left_behind(smimig_cli: Callable[..., Result], node: StateFileR
 # -- jobs: their own exit codes ---------------------------------------------------------------------
 
 
-def test_run_each_passes_the_first_non_zero_code(smimig_cli: Callable[..., Result], node: StateFileRunner) -> None:
+def test_run_each_passes_the_first_non_zero_code(smimig_cli: Smimig, node: StateFileRunner) -> None:
     assert smimig_cli("create-gi", "1g.6gb", "1g.6gb", "-i", "0", "-C").code == ExitCode.OK
     job = 'case "$CUDA_VISIBLE_DEVICES" in MIG-89b7*) exit 0;; *) exit 6;; esac'
     assert smimig_cli("run", "--each", "--", "sh", "-c", job).code == 6
 
 
-def test_run_each_job_killed_by_a_signal(smimig_cli: Callable[..., Result], node: StateFileRunner) -> None:
+def test_run_each_job_killed_by_a_signal(smimig_cli: Smimig, node: StateFileRunner) -> None:
     assert smimig_cli("create-gi", "1g.6gb", "-i", "0", "-C").code == ExitCode.OK
     result = smimig_cli("run", "--each", "--", "sh", "-c", "kill -TERM $$")
     assert result.code == TERM
     assert result.out.endswith(": exit 143 (killed by SIGTERM)\n")
 
 
-def test_lease_job_killed_by_a_signal(smimig_cli: Callable[..., Result], node: StateFileRunner) -> None:
+def test_lease_job_killed_by_a_signal(smimig_cli: Smimig, node: StateFileRunner) -> None:
     result = smimig_cli("lease", "1g.6gb", "--", "sh", "-c", "kill -TERM $$")
     assert result.code == TERM
     assert smimig_cli("gis").out == "(none)\n"
@@ -367,9 +343,7 @@ def test_lease_job_killed_by_a_signal(smimig_cli: Callable[..., Result], node: S
 # -- 1: a bug, and Ctrl-C ---------------------------------------------------------------------------
 
 
-def test_a_bug_is_one_line_and_a_file(
-    smimig_cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, crash_dir: Path
-) -> None:
+def test_a_bug_is_one_line_and_a_file(smimig_cli: Smimig, monkeypatch: pytest.MonkeyPatch, crash_dir: Path) -> None:
     def broken(self: smimig.Smi, gpu: object = None) -> None:
         raise RuntimeError("boom\nsecond line")
 
@@ -391,7 +365,7 @@ def test_a_bug_is_one_line_and_a_file(
 
 
 def test_a_bug_whose_traceback_cannot_be_saved(
-    smimig_cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    smimig_cli: Smimig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     def broken(self: smimig.Smi, gpu: object = None) -> None:
         raise KeyError(3)
@@ -404,7 +378,7 @@ def test_a_bug_whose_traceback_cannot_be_saved(
     assert line.startswith("smimig: unexpected error (a bug), KeyError: 3; its traceback could not be saved: ")
 
 
-def test_ctrl_c(smimig_cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, crash_dir: Path) -> None:
+def test_ctrl_c(smimig_cli: Smimig, monkeypatch: pytest.MonkeyPatch, crash_dir: Path) -> None:
     def interrupted(self: smimig.Smi, gpu: object = None) -> None:
         raise KeyboardInterrupt
 
@@ -414,9 +388,7 @@ def test_ctrl_c(smimig_cli: Callable[..., Result], monkeypatch: pytest.MonkeyPat
     assert list(crash_dir.iterdir()) == []
 
 
-def test_a_closed_pipe_is_not_an_error_of_smimig(
-    smimig_cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_closed_pipe_is_not_an_error_of_smimig(smimig_cli: Smimig, monkeypatch: pytest.MonkeyPatch) -> None:
     def closed(self: smimig.Smi, gpu: object = None) -> None:
         raise BrokenPipeError
 

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import io
-import shutil
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import smimig
-from smimig import cli
 from smimig.runner import ENV_VAR
 from smimig.sim.__main__ import main as stand_in
 from smimig.sim.state import ProcessState
+from tests.command_line import Invoke, Smimig, caller
 
 
 @pytest.fixture(autouse=True)
@@ -27,36 +24,14 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     smimig.use(previous)
 
 
-SMIMIG = shutil.which("smimig")  # found now: a test may empty PATH
+@pytest.fixture
+def smimig_cli(invoke: Invoke) -> Smimig:
+    """``smimig_cli("--simulate", "A30x1", "gis")``: each command-line test runs in process (the default suite)
+    and through the console script (slow); a usage error raises SystemExit either way."""
+    return caller(invoke)
 
 
-def in_process(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(list(args), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-def console_script(*args: str) -> tuple[int, str, str]:
-    """The installed ``smimig`` command, as a user types it (argparse's own usage exit becomes its code)."""
-    assert SMIMIG, "pip install . puts 'smimig' on PATH"
-    done = subprocess.run([SMIMIG, *args], capture_output=True, text=True, check=False, timeout=120)
-    if done.returncode == 2 and done.stderr.startswith("usage:"):
-        raise SystemExit(2)
-    return done.returncode, done.stdout, done.stderr
-
-
-@pytest.fixture(
-    params=[in_process, pytest.param(console_script, marks=pytest.mark.slow)], ids=["in-process", "console"]
-)
-def smimig_cli(request: pytest.FixtureRequest) -> Callable[..., tuple[int, str, str]]:
-    """Each command-line test runs in process (the default suite) and through the console script (slow)."""
-    run: Callable[..., tuple[int, str, str]] = request.param
-    return run
-
-
-def test_a_notebook_and_a_terminal_see_one_node(
-    capsys: pytest.CaptureFixture[str], smimig_cli: Callable[..., tuple[int, str, str]]
-) -> None:
+def test_a_notebook_and_a_terminal_see_one_node(capsys: pytest.CaptureFixture[str], smimig_cli: Smimig) -> None:
     smi = smimig.simulate("A30x4")
     smimig.enable_mig(0)
     smimig.create_gi(0, ["2g.12gb", "2g.12gb"], ci=True)  # the mission's own call, module level, no GPU
@@ -92,7 +67,7 @@ def test_a_bad_node_spec_is_refused_before_anything_runs(
     message: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    smimig_cli: Callable[..., tuple[int, str, str]],
+    smimig_cli: Smimig,
 ) -> None:
     # Were the spec ignored, this "nvidia-smi" would run and leave its mark.
     marker = tmp_path / "ran"
@@ -108,7 +83,7 @@ def test_a_bad_node_spec_is_refused_before_anything_runs(
         smimig.simulate(spec)
 
 
-def test_simulate_and_host_are_refused_together(smimig_cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_simulate_and_host_are_refused_together(smimig_cli: Smimig) -> None:
     code, _, err = smimig_cli("--simulate", "A30x1", "--host", "node3", "status")
     assert code == 2
     assert "--simulate and --host" in err
@@ -120,7 +95,7 @@ def test_the_stand_in_has_its_own_help(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_a_corrupt_state_file_says_which_file_and_how_to_start_over(
-    cache: Path, capsys: pytest.CaptureFixture[str], smimig_cli: Callable[..., tuple[int, str, str]]
+    cache: Path, capsys: pytest.CaptureFixture[str], smimig_cli: Smimig
 ) -> None:
     smimig.simulate("A30x2").enable_mig(0)
     state = cache / "smimig" / "simulate-A30x2.json"
@@ -138,7 +113,7 @@ def test_a_corrupt_state_file_says_which_file_and_how_to_start_over(
     assert code == 0
 
 
-def test_placements_show_the_starts_not_a_count(smimig_cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_placements_show_the_starts_not_a_count(smimig_cli: Smimig) -> None:
     smimig.simulate("A30x1").enable_mig(0)
     code, out, _ = smimig_cli("--simulate", "A30x1", "placements")
     assert code == 0
@@ -146,7 +121,7 @@ def test_placements_show_the_starts_not_a_count(smimig_cli: Callable[..., tuple[
     assert "0:1, 1:1, 2:1, 3:1" in out
 
 
-def test_a_create_on_a_mig_off_gpu_says_how_to_turn_mig_on(smimig_cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_a_create_on_a_mig_off_gpu_says_how_to_turn_mig_on(smimig_cli: Smimig) -> None:
     smimig.simulate("A30x1", reset=True)
     code, _, err = smimig_cli("--simulate", "A30x1", "create-gi", "2g.12gb", "-i", "0")
     assert code == 3
@@ -154,9 +129,7 @@ def test_a_create_on_a_mig_off_gpu_says_how_to_turn_mig_on(smimig_cli: Callable[
 
 
 @pytest.mark.parametrize("profile", ["1g.10gb", "2g.12gb:1"])
-def test_a_profile_or_start_the_gpu_does_not_have_lists_what_it_has(
-    profile: str, smimig_cli: Callable[..., tuple[int, str, str]]
-) -> None:
+def test_a_profile_or_start_the_gpu_does_not_have_lists_what_it_has(profile: str, smimig_cli: Smimig) -> None:
     smimig.simulate("A30x1", reset=True).enable_mig(0)
     with pytest.raises(smimig.MigOperationError) as caught:
         smimig.create_gi(0, [profile])
@@ -167,9 +140,7 @@ def test_a_profile_or_start_the_gpu_does_not_have_lists_what_it_has(
     assert "starts 0,2" in err
 
 
-def test_no_nvidia_smi_mentions_the_simulator(
-    monkeypatch: pytest.MonkeyPatch, smimig_cli: Callable[..., tuple[int, str, str]]
-) -> None:
+def test_no_nvidia_smi_mentions_the_simulator(monkeypatch: pytest.MonkeyPatch, smimig_cli: Smimig) -> None:
     monkeypatch.setenv(ENV_VAR, "/nonexistent/nvidia-smi")
     code, _, err = smimig_cli("gis")
     assert code == 3
@@ -178,7 +149,7 @@ def test_no_nvidia_smi_mentions_the_simulator(
 
 
 def test_sudo_that_is_not_installed_is_named(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, smimig_cli: Callable[..., tuple[int, str, str]]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, smimig_cli: Smimig
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no sudo there
     code, _, err = smimig_cli("--sudo", "gis")
@@ -188,7 +159,7 @@ def test_sudo_that_is_not_installed_is_named(
 
 
 @pytest.mark.parametrize("host", ["h:22x", "h:0", "h:99999", "user@h:"])
-def test_a_bad_host_port_is_refused_not_dropped(host: str, smimig_cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_a_bad_host_port_is_refused_not_dropped(host: str, smimig_cli: Smimig) -> None:
     code, _, err = smimig_cli("--host", host, "gis")
     assert code == 2
     assert "the port after ':' is a number" in err
@@ -197,9 +168,7 @@ def test_a_bad_host_port_is_refused_not_dropped(host: str, smimig_cli: Callable[
 # -- the command line as typed ----------------------------------------------------------------------
 
 
-def test_lease_options_may_come_after_the_profile(
-    tmp_path: Path, smimig_cli: Callable[..., tuple[int, str, str]]
-) -> None:
+def test_lease_options_may_come_after_the_profile(tmp_path: Path, smimig_cli: Smimig) -> None:
     smimig.simulate("A30x2", reset=True)
     smimig.enable_mig([0, 1])
     seen = tmp_path / "seen"
@@ -213,13 +182,13 @@ def test_lease_options_may_come_after_the_profile(
     assert "on GPU 0" in err
 
 
-def test_a_command_after_dashes_goes_with_lease_and_run_only(smimig_cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_a_command_after_dashes_goes_with_lease_and_run_only(smimig_cli: Smimig) -> None:
     with pytest.raises(SystemExit) as exited:
         smimig_cli("--simulate", "A30x1", "gis", "--", "echo")
     assert exited.value.code == 2
 
 
-def test_plan_and_apply_print_json(tmp_path: Path, smimig_cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_plan_and_apply_print_json(tmp_path: Path, smimig_cli: Smimig) -> None:
     import json  # noqa: PLC0415
 
     smimig.simulate("A30x1", reset=True)
@@ -234,7 +203,7 @@ def test_plan_and_apply_print_json(tmp_path: Path, smimig_cli: Callable[..., tup
     assert [step["action"] for step in json.loads(out)["ran"]] == ["enable-mig", "create-gi"]
 
 
-def test_errors_print_json_too(tmp_path: Path, smimig_cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_errors_print_json_too(tmp_path: Path, smimig_cli: Smimig) -> None:
     import json  # noqa: PLC0415
 
     smimig.simulate("A30x1", reset=True).enable_mig(0)
@@ -253,7 +222,7 @@ def test_errors_print_json_too(tmp_path: Path, smimig_cli: Callable[..., tuple[i
 
 
 def test_teardown_is_idempotent_and_takes_compute_instances_first(
-    smimig_cli: Callable[..., tuple[int, str, str]],
+    smimig_cli: Smimig,
 ) -> None:
     smi = smimig.simulate("A30x1", reset=True)
     smi.enable_mig(0)
@@ -268,7 +237,7 @@ def test_teardown_is_idempotent_and_takes_compute_instances_first(
         assert (code, out) == (0, "[]\n")
 
 
-def test_teardown_refuses_busy_instances_without_force(smimig_cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_teardown_refuses_busy_instances_without_force(smimig_cli: Smimig) -> None:
     smi = smimig.simulate("A30x1", reset=True)
     smi.enable_mig(0)
     smi.create_gi(0, ["2g.12gb"], ci=True)
@@ -280,9 +249,7 @@ def test_teardown_refuses_busy_instances_without_force(smimig_cli: Callable[...,
     assert len(smi.list_gis(0)) == 1
 
 
-def test_doctor_save_dir_that_is_a_file_is_refused(
-    tmp_path: Path, smimig_cli: Callable[..., tuple[int, str, str]]
-) -> None:
+def test_doctor_save_dir_that_is_a_file_is_refused(tmp_path: Path, smimig_cli: Smimig) -> None:
     smimig.simulate("A30x1", reset=True)
     a_file = tmp_path / "notes.txt"
     a_file.write_text("mine\n")

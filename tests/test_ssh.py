@@ -1,19 +1,16 @@
 """SshRunner: what it runs and how it reads ssh's failures (in process, ssh faked by pytest-subprocess), and,
 in the slow run, end to end against a real OpenSSH server on 127.0.0.1, its nvidia-smi being the simulator.
 
-The server runs with a throw-away host key and user key from a temporary directory; .ci/run installs
-Debian's openssh-server. The seed's walk-through runs through SshRunner.
+The server (tests/sshd.py) runs with a throw-away host key and user key from a temporary directory; .ci/run
+installs Debian's openssh-server. The seed's walk-through runs through SshRunner.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,15 +21,7 @@ import pytest
 import smimig
 from smimig import RemoteError, SshRunner, cli
 from smimig.sim import SimulatedRunner
-
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.sshd import SSHD, client_options, free_port, keygen, need, sshd, user_key
 
 
 @attrs.frozen
@@ -43,20 +32,7 @@ class Server:
     state: Path
 
     def runner(self, **changes: object) -> SshRunner:
-        options = [
-            "-i",
-            str(self.key),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "ConnectTimeout=10",
-        ]
+        options = [*client_options(self.key), "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"]
         fields: dict[str, object] = {
             "host": "127.0.0.1",
             "port": self.port,
@@ -69,42 +45,17 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not Path(SSHD).exists():
-        reason = "OpenSSH's server is needed (Debian: apt-get install openssh-server; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)  # CI skips nothing
-        pytest.skip(reason)
+    need(SSHD, "openssh-server")
     root = tmp_path_factory.mktemp("sshd")
-    for name in ("host", "user"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)], check=True)
-    (root / "authorized_keys").write_text((root / "user.pub").read_text())
+    key = user_key(root)
     state = root / "node.json"
     stand_in = root / "nvidia-smi"
     stand_in.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m smimig.sim --state "{state}" --model A30x4 "$@"\n')
     stand_in.chmod(0o755)
     port = free_port()
-    config = root / "sshd_config"
-    config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host'}\nPidFile {root / 'sshd.pid'}\n"
-        f"AuthorizedKeysFile {root / 'authorized_keys'}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
-        f"SetEnv PYTHONPATH={Path(smimig.__file__).resolve().parent.parent}\n"
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
-    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=open(root / "sshd.log", "w"))  # noqa: SIM115
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if process.poll() is not None:
-            pytest.fail(f"sshd did not start: {(root / 'sshd.log').read_text()}")
-        time.sleep(0.1)
-    try:
-        yield Server(port, root / "user", stand_in, state)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    pythonpath = str(Path(smimig.__file__).resolve().parent.parent)
+    with sshd(root, port, root / "authorized_keys", set_env={"PYTHONPATH": pythonpath}):
+        yield Server(port, key, stand_in, state)
 
 
 @pytest.mark.slow
@@ -150,19 +101,9 @@ def test_unreachable_port_and_refused_key(server: Server, tmp_path: Path) -> Non
         smimig.Smi(runner=server.runner(port=free_port())).list_gpus()
     assert unreachable.value.host == "127.0.0.1"
     assert "refused" in unreachable.value.stderr.lower()
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
-    options = [
-        "-i",
-        str(tmp_path / "stranger"),
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "IdentitiesOnly=yes",
-    ]
+    keygen(tmp_path / "stranger")
     with pytest.raises(RemoteError) as refused:
-        smimig.Smi(runner=server.runner(options=options)).list_gpus()
+        smimig.Smi(runner=server.runner(options=client_options(tmp_path / "stranger"))).list_gpus()
     assert "permission denied" in refused.value.stderr.lower()
 
 
