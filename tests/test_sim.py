@@ -313,3 +313,21 @@ def test_bad_node_spec(spec: str) -> None:
 def test_runner_is_a_runner() -> None:
     assert isinstance(SimulatedRunner(), smimig.Runner)
     assert parsers.parse_gpu_list(SimulatedRunner("A30", gpus=9).run(["-L"]).stdout)[8].index == 8
+
+
+def test_gh200_one_slice_gi_offers_compute_instance_profile_7_as_the_driver_does() -> None:
+    # fixtures/synthetic/gh200-lcip-ci-profile-7.json: the GH200's 1g.24gb GI (two memory slices, one compute
+    # slice) offers one compute instance profile, id 7 (NVML's 1_SLICE_REV1), not 0.
+    import json  # noqa: PLC0415
+
+    expected = json.loads((FIXTURES / "synthetic" / "gh200-lcip-ci-profile-7.json").read_text())["expected"][0]
+    smi = smimig.Smi(runner=SimulatedRunner("GH200", mig=True))
+    (gi,) = smi.create_gi(0, ["1g.24gb"])
+    (profile,) = smi.list_ci_profiles(0, gi=[gi.id])
+    wanted = {key: expected[key] for key in ("name", "id", "is_default", "free", "total", "sm")}
+    assert {key: getattr(profile, key) for key in wanted} == wanted
+    (ci,) = smi.create_ci(0, gi.id, ["7"])
+    assert ci.profile_id == 7
+    # A one-slice GI over one memory slice keeps id 0, and the full-size CI of a larger GI its own id.
+    (small,) = smi.create_gi(0, ["1g.12gb"])
+    assert [profile.id for profile in smi.list_ci_profiles(0, gi=[small.id])] == [0]

@@ -166,6 +166,10 @@ def _gi(
 
 # Compute instance profile ids follow NVML's numbering by compute slices (realdata/a100-40gb-figures.md).
 _CI_ID = {1: 0, 2: 1, 3: 2, 4: 3, 7: 4, 8: 5, 6: 6}
+# NVML's COMPUTE_INSTANCE_PROFILE_1_SLICE_REV1: the one compute instance of a GPU instance with one compute
+# slice over two memory slices (GH200 1g.24gb, H100 1g.20gb, H200 1g.35gb, B200 1g.45gb). The GH200's id 7 is
+# the issue's (fixtures/synthetic/gh200-lcip-ci-profile-7.txt); the others' are inferred from NVML's numbering.
+_CI_ID_ONE_SLICE_OVER_TWO = 7
 
 
 def _ci_starts(slices: int, gi_slices: int) -> tuple[int, ...]:
@@ -188,7 +192,8 @@ def ci_profiles_for(gi: GiProfile) -> tuple[CiProfileSpec, ...]:
         starts = _ci_starts(size, gi.compute_slices) if not full else (0,)
         name = gi_name.compute_instance(size).full
         sm = gi.sm if full else gi.sm * size // gi.compute_slices
-        profiles.append(CiProfileSpec(_CI_ID[size], name, size, starts, len(starts), sm, full))
+        ci_id = _CI_ID_ONE_SLICE_OVER_TWO if gi.compute_slices == 1 and gi.size == 2 else _CI_ID[size]
+        profiles.append(CiProfileSpec(ci_id, name, size, starts, len(starts), sm, full))
     return tuple(profiles)
 
 
