@@ -37,7 +37,7 @@ import attrs
 
 import smimig
 from smimig import interrupts
-from smimig.errors import LeaseError, Terminated
+from smimig.errors import LeaseError, SmimigError, Terminated
 from smimig.exit_codes import ExitCode, explain, job_exit_code
 
 # Start-up is every command's cost (issue 17): what only some commands need is imported where they need it
@@ -655,7 +655,8 @@ def _lease(options: argparse.Namespace, parser: argparse.ArgumentParser, err: Te
                 err.write(
                     f"smimig: leased {held.profile_name} on GPU {held.gpu} (GI {held.gi}, CI {held.ci}): {held.uuid}\n"
                 )
-                jobs.start(command, held.env)
+                job = jobs.start(command, held.env)
+                _record_job(smi, held, job.pid, err)
                 codes.extend(job_exit_code(returncode) for returncode in jobs.wait())
         except LeaseError as error:
             if codes and error.left is not None:  # the job's own code would be lost behind exit code 5
@@ -665,6 +666,17 @@ def _lease(options: argparse.Namespace, parser: argparse.ArgumentParser, err: Te
         err.write(f"smimig: {_received(jobs.received)}: passed on to the command, which ended; device released.\n")
         return 128 + jobs.received
     return codes[0]
+
+
+def _record_job(smi: smimig.Smi, held: smimig.Lease, pid: int, err: TextIO) -> None:
+    """Name the job in the lease's ledger entry (the lease then outlives a SIGKILL of smimig while the job
+    runs); a ledger that cannot take it costs a warning, not the job."""
+    from smimig.leasing import record_job  # noqa: PLC0415  # loaded with the lease already
+
+    try:
+        record_job(held, pid, smi=smi)
+    except SmimigError as error:
+        err.write(f"smimig: warning: the lease's ledger entry does not name the command ({error})\n")
 
 
 def _received(number: int) -> str:

@@ -31,6 +31,7 @@ Safe on a shared node:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import warnings
@@ -72,6 +73,7 @@ __all__ = [
     "lease",
     "leases",
     "reclaim",
+    "record_job",
 ]
 
 _RETRY_REASONS = ("Insufficient Resources", "In use by another client")
@@ -616,6 +618,44 @@ def _release(smi: Smi, ledger: Ledger, held: Lease, timeout: float | None) -> No
         )
     if action != "destroyed":
         warnings.warn(LeaseWarning(f"released {where}: {reason}"), stacklevel=4)
+
+
+def record_job(
+    held: Lease,
+    pid: int,
+    *,
+    smi: Smi | None = None,
+    lock_path: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Name process ``pid``, the job put on the leased device, in the lease's ledger entry: while the job runs,
+    the lease counts as live (:attr:`LeaseRecord.alive`) even after this process is gone (killed with SIGKILL,
+    say), so no reclaim takes the device from under it; once both have ended the lease is an orphan like any
+    other. ``smimig lease … -- CMD`` does this for its command.
+
+    Raises:
+        ValueError: the lease has no ledger entry, or ``pid`` is not a process id.
+        NodeLockTimeout: the node lock stayed taken for ``timeout`` seconds.
+        LedgerError: the entry cannot be read or written.
+    """
+    from smimig import holders  # noqa: PLC0415  # only a job's lease needs it
+
+    if held.entry is None:
+        raise ValueError("this lease has no ledger entry")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        raise ValueError(f"pid must be a process id; got {pid!r}")
+    smi = smi or default_client()
+    ledger = Ledger(Path(lock_path) if lock_path is not None else lock_path_for(smi))
+    entry = Path(held.entry)
+    with node_lock(timeout, path=ledger.lock_file):
+        try:
+            fields = json.loads(entry.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise LedgerError(str(entry), f"cannot be read: {error}") from None
+        if not isinstance(fields, dict):
+            raise LedgerError(str(entry), "is not a lease entry")
+        fields.update(job_pid=pid, job_start_time=holders.start_time(pid))
+        ledger.write(fields, entry)
 
 
 @contextlib.contextmanager

@@ -33,7 +33,9 @@ live lease by writing, replacing or deleting files:
   are not regular files, symbolic links (never followed), files with other hard links, garbled JSON.
 - Its holder is named by pid, the process's start time, boot and pid namespace (:mod:`smimig.holders`); a
   holder whose process runs as another user than the entry's is an impostor: the entry is ignored and
-  reported.
+  reported. A lease with a job (``smimig lease … -- CMD``) names the job too (``job_pid``,
+  ``job_start_time``): the lease stays live while either runs, so killing smimig (SIGKILL) does not let a
+  reclaim take the device from a job still on it.
 - An instance that two entries claim (trusted or not) is never reclaimed, only reported: so a forged entry
   naming your device can at most stop a reclaim, never cause one.
 
@@ -100,6 +102,9 @@ class LeaseRecord(AttrsRepr):
     settled: bool = False
     """An earlier reclaim settled this orphan (destroyed its instance, or found it gone or replaced) but could
     not remove its entry (another user's, the sticky bit): no reclaim acts on it again; root's removes it."""
+    job_pid: int | None = None
+    """The lease's job (``smimig lease … -- CMD``): while it runs the lease is live (``alive``) even if its
+    holder is gone, so no reclaim takes the device from under it."""
 
     @property
     def where(self) -> str:
@@ -112,7 +117,8 @@ class LeaseRecord(AttrsRepr):
     def __str__(self) -> str:
         being = "" if self.state == "held" else f" [{self.state}]"
         running = "" if self.alive else ", no longer running" + (", settled" if self.settled else "")
-        return f"{self.where}{being} leased by {self.user} (PID {self.pid}{running}) at {self.created_at}"
+        job = f", job PID {self.job_pid}" if self.job_pid is not None else ""
+        return f"{self.where}{being} leased by {self.user} (PID {self.pid}{job}{running}) at {self.created_at}"
 
 
 @attrs.frozen(repr=False)
@@ -195,6 +201,8 @@ def _problem_in(data: object) -> str | None:
         "boot_id": data.get("boot_id") is None or _text(data.get("boot_id"), 64),
         "pid_ns": data.get("pid_ns") is None or _natural(data.get("pid_ns")),
         "created_at": _text(data.get("created_at"), 64),
+        "job_pid": data.get("job_pid") is None or (_natural(data.get("job_pid")) and 0 < data["job_pid"] <= _PID_MAX),
+        "job_start_time": data.get("job_start_time") is None or _natural(data.get("job_start_time")),
         "state": data.get("state") in get_args(LeaseState),
     }
     wrong = [name for name, ok in checks.items() if not ok]
@@ -272,6 +280,7 @@ def _record(data: Mapping[str, Any], entry: Path, alive: bool, settled: bool) ->
         entry=str(entry),
         pid_ns=data.get("pid_ns"),
         settled=settled,
+        job_pid=data.get("job_pid"),
     )
 
 
@@ -362,14 +371,22 @@ class Ledger(AttrsRepr):
                     f"{_safe(path)}: its holder PID {data['pid']} runs as another user than {data['user']} (ignored)"
                 )
                 continue
+            alive = state == "running" or (
+                # its job still runs (its holder killed, say): the device is still in use
+                data.get("job_pid") is not None
+                and holders.state(
+                    data["job_pid"], data.get("job_start_time"), data["uid"], data["boot_id"], data.get("pid_ns")
+                )
+                == "running"
+            )
             # Settled by an earlier reclaim that could not remove it: a marker (anyone's: a forged one can only
             # stop a reclaim) that names this very file, not an entry written later under the same name.
-            settled = state != "running" and any(
+            settled = not alive and any(
                 _settled_identity(directory / marker) == identity for marker in markers.get(name, ())
             )
             if settled:
                 claims.pop()  # its instance is no longer on the node: it claims nothing a new one could be
-            records.append(_record(data, path, alive=state == "running", settled=settled))
+            records.append(_record(data, path, alive=alive, settled=settled))
         stale = tuple(
             str(directory / marker)
             for entry_name, found in markers.items()

@@ -428,6 +428,34 @@ def test_killed_between_a_releases_dci_and_dgi_is_found_by_reclaim(lock: Path) -
     assert ledger_files(lock) == []
 
 
+def test_a_lease_stays_live_while_its_recorded_job_runs(lock: Path) -> None:
+    from smimig.leasing import record_job  # noqa: PLC0415
+
+    smi, _ = node()
+    leasing = smi.lease("1g.5gb")
+    held = leasing.__enter__()  # and never left: as if its holder were killed
+    job = subprocess.Popen(["sleep", "60"])
+    try:
+        with pytest.raises(ValueError, match="pid must be a process id"):
+            record_job(held, True, smi=smi)
+        with pytest.raises(ValueError, match="no ledger entry"):
+            record_job(attrs.evolve(held, entry=None), job.pid, smi=smi)
+        record_job(held, job.pid, smi=smi)
+        assert held.entry is not None
+        dead_holder(held.entry)
+        (record,) = smi.leases()
+        assert (record.alive, record.job_pid) == (True, job.pid)
+        assert smi.reclaim().outcomes == ()
+    finally:
+        job.kill()
+        job.wait()
+    (record,) = smi.leases()
+    assert not record.alive
+    assert [outcome.action for outcome in smi.reclaim().outcomes] == ["destroyed"]
+    with pytest.warns(LeaseWarning, match="gone already"):
+        leasing.__exit__(None, None, None)
+
+
 def test_killed_while_cgi_ran_is_found_by_reclaim(lock: Path) -> None:
     smi, _ = node()
     with smi.node_lock():
@@ -623,6 +651,53 @@ def test_a_lease_killed_with_sigkill_is_an_orphan_the_next_lease_reclaims(tmp_pa
     assert no_instances_left(env)
     assert ledger_files(lock) == []
     assert smimig_command("doctor", env=env).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_lease_whose_smimig_is_killed_stays_live_while_its_job_runs(tmp_path: Path, lock: Path) -> None:
+    env = stand_in(tmp_path)
+    leasing = subprocess.Popen(
+        [sys.executable, "-m", "smimig", "lease", "1g.5gb", "--", "sleep", "60"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    job = None
+    try:
+        assert leasing.stderr is not None
+        assert leasing.stderr.readline().startswith("smimig: leased MIG 1g.5gb on GPU 0 (GI 1, CI 0): MIG-")
+        deadline = time.monotonic() + 30
+        while job is None and time.monotonic() < deadline:  # until the entry names the job
+            with contextlib.suppress(OSError, ValueError, StopIteration):
+                entry = next(lock.with_name("smimig.leases").glob("lease-*.json"))
+                job = json.loads(entry.read_text()).get("job_pid")
+        assert job is not None, "the lease's entry never named its job"
+        leasing.kill()  # SIGKILL: no release, no cleanup; its job, in a session of its own, runs on
+        leasing.wait()
+        (record,) = smimig.Smi(runner=SimulatedRunner("A100-40GB")).leases(lock_path=lock)
+        assert (record.alive, record.job_pid, record.pid) == (True, job, leasing.pid)
+        assert f"(PID {leasing.pid}, job PID {job}) at " in str(record)
+        reclaim = smimig_command("reclaim", env=env)
+        assert reclaim.returncode == 0, reclaim.stderr
+        assert reclaim.stdout.strip() == "no orphaned leases"  # the device is still the job's
+        assert not no_instances_left(env)
+    finally:
+        if job is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(job, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while holders_running(job) and time.monotonic() < deadline:
+        time.sleep(0.05)  # init reaps it
+    reclaim = smimig_command("reclaim", env=env)  # both ended: an orphan like any other
+    assert reclaim.stdout.startswith("destroyed: GPU 0 GI 1 CI 0 (MIG 1g.5gb at"), reclaim.stdout
+    assert no_instances_left(env)
+    assert ledger_files(lock) == []
+
+
+def holders_running(pid: int | None) -> bool:
+    from smimig import holders  # noqa: PLC0415
+
+    return pid is not None and holders.state(pid, holders.start_time(pid), os.geteuid(), holders.boot_id()) == "running"
 
 
 # Lease and release until the deadline; inside each lease, check its UUID against a fresh read of -L and
