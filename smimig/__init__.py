@@ -292,9 +292,9 @@ def load_layout(path: str | PathLike[str], *, config: str | None = None) -> Layo
     return _client().load_layout(path, config=config)
 
 
-def plan(layout: Layout) -> Plan:
+def plan(layout: Layout, *, force: bool = False) -> Plan:
     """The steps that would bring the node to ``layout``. See :meth:`Smi.plan`."""
-    return _client().plan(layout)
+    return _client().plan(layout, force=force)
 
 
 def apply(layout: Layout, *, dry_run: bool = False, force: bool = False, rollback: bool = True) -> ApplyResult:

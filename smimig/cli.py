@@ -304,7 +304,11 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915  # one statement per 
         sub.add_argument("--config", metavar="NAME", help="which config of a mig-parted file")
         if name == "apply":
             sub.add_argument("--dry-run", action="store_true", help="plan only, change nothing")
-            sub.add_argument("--force", action="store_true", help="destroy instances even if processes run on them")
+            sub.add_argument(
+                "--force",
+                action="store_true",
+                help="destroy instances even if processes run on them or leases hold them",
+            )
     sub = command("export", "the current state as a layout file (apply it to get back here)")
     sub.add_argument("--format", choices=("yaml", "json", "mig-parted", "gpu-operator"), default="yaml")
     sub.add_argument("--name", default="smimig", help="the config name, with --format mig-parted or gpu-operator")

@@ -597,15 +597,17 @@ class Smi:
 
         return load_layout(os.fspath(path), config=config, smi=self)
 
-    def plan(self, layout: Layout) -> Plan:
-        """The steps that would bring this node to ``layout``; changes nothing.
+    def plan(self, layout: Layout, *, force: bool = False) -> Plan:
+        """The steps that would bring this node to ``layout``; changes nothing. Instances live leases hold are
+        left alone while the layout fits around them (all are planned away with ``force``, as
+        ``apply(force=True)`` plans); see :func:`smimig.planner.plan`.
 
         Raises:
             LayoutError: the layout cannot be realised here; it says why and suggests layouts that fit.
         """
         from smimig.planner import plan  # noqa: PLC0415  # the planner loads on first use
 
-        return plan(layout, smi=self)
+        return plan(layout, smi=self, force=force)
 
     def apply(
         self, layout: Layout, *, dry_run: bool = False, force: bool = False, rollback: bool = True

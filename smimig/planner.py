@@ -9,6 +9,7 @@ then reads the node again and checks it matches. ``export`` is the node's state 
 from __future__ import annotations
 
 import html
+import os
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from smimig.errors import (
     ApplyError,
     InstanceBusy,
     LayoutError,
+    LedgerError,
     MigOperationError,
     ParseError,
     SmimigError,
@@ -116,6 +118,7 @@ class GpuPlan(AttrsRepr):
     create: tuple[GiSpec, ...]  # with explicit placements
     steps: tuple[Step, ...]
     deferred: bool = False  # MIG is off and the driver lists no profiles until it is on: checked and planned then
+    left: tuple[GpuInstance, ...] = ()  # instances live leases hold, left alone: not the layout's, not in its way
     # Views of the plan, drawn (None: MIG off, or not known yet); private, so --json leaves them out.
     _before: SliceMap | None = attrs.field(default=None, alias="before", repr=False)
     _after: SliceMap | None = attrs.field(default=None, alias="after", repr=False)
@@ -138,7 +141,8 @@ class GpuPlan(AttrsRepr):
                 f"GPU {self.gpu}: checked and planned once MIG is on (with MIG off this driver lists no "
                 "profiles); apply turns MIG off again if the layout does not fit"
             )
-        return f"GPU {self.gpu}: keep {len(self.keep)}, destroy {len(self.destroy)}, create {len(self.create)}"
+        left = f", leave {len(self.left)} leased" if self.left else ""
+        return f"GPU {self.gpu}: keep {len(self.keep)}, destroy {len(self.destroy)}, create {len(self.create)}{left}"
 
     def map_lines(self, leased: Sequence[LeaseRecord] = ()) -> list[str]:
         """``before`` and ``after`` drawn in ASCII, one above the other (the ``leased`` instances marked)."""
@@ -173,7 +177,7 @@ class Plan(AttrsRepr):
 
     def __str__(self) -> str:
         if self.is_noop:
-            return "nothing to do: the GPUs already match the layout"
+            return "nothing to do: the GPUs already match the layout" + self._left_alone()
         lines = []
         for gpu in self.gpus:
             if not gpu.steps and not gpu.deferred:
@@ -183,7 +187,11 @@ class Plan(AttrsRepr):
             lines.extend(f"  {step}" for step in gpu.steps)
         for record in self.leased:
             lines.append(f"  ! {record}: apply refuses to destroy it without --force (force=True)")
-        return "\n".join(lines)
+        return "\n".join(lines) + self._left_alone()
+
+    def _left_alone(self) -> str:
+        left = [f"GPU {gpu.gpu} GI {gi.id} ({gi.name} at {gi.placement})" for gpu in self.gpus for gi in gpu.left]
+        return f"\nleft alone, held by leases (not the layout's): {', '.join(left)}" if left else ""
 
     def _repr_html_(self) -> str:
         if self.is_noop:
@@ -267,6 +275,16 @@ class NodeState(AttrsRepr):
     cis: tuple[ComputeInstance, ...]
     tables: Mapping[int, tuple[OfferedProfile, ...]]
     reads: int  # nvidia-smi calls made
+    # From the lease ledger (empty unless read): GPU instances live leases hold, which a plan leaves alone
+    # unless the layout cannot fit around them, and those of orphaned leases, which never count as the
+    # layout's (the next reclaim destroys them). Each as (gpu, gi, placement, profile name).
+    leased: frozenset[tuple[int, int, Placement, str]] = frozenset()
+    orphaned: frozenset[tuple[int, int, Placement, str]] = frozenset()
+
+    def claimed(self, gi: GpuInstance, claims: frozenset[tuple[int, int, Placement, str]]) -> bool:
+        """Whether ``gi`` is the very instance one of ``claims`` names: same id, placement and profile (an
+        instance made later at that id is not the lease's)."""
+        return (gi.gpu, gi.id, gi.placement, gi.name) in claims
 
 
 def read_node(smi: Smi) -> NodeState:
@@ -385,8 +403,11 @@ def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: NodeState) ->
         raise LayoutError(f"the layout names GPU {gpu}, which this node does not have")
     if not mode.supported:
         raise LayoutError(f"GPU {gpu} does not support MIG")
-    current = [gi for gi in state.gis if gi.gpu == gpu]
-    cis_of = {gi.id: [ci for ci in state.cis if ci.gpu == gpu and ci.gi == gi.id] for gi in current}
+    every = [gi for gi in state.gis if gi.gpu == gpu]
+    cis_of = {gi.id: [ci for ci in state.cis if ci.gpu == gpu and ci.gi == gi.id] for gi in every}
+    # Live leases' instances are left alone while the layout fits around them; the rest is the plan's.
+    left = [gi for gi in every if state.claimed(gi, state.leased)]
+    current = [gi for gi in every if not state.claimed(gi, state.leased)]
     steps: list[Step] = []
 
     def destroy(gis: Sequence[GpuInstance]) -> None:
@@ -396,12 +417,12 @@ def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: NodeState) ->
         if gis:
             steps.append(Step("destroy-gi", gpu, gis=tuple(gi.id for gi in gis)))
 
-    if desired is None:
-        destroy(current)
+    if desired is None:  # MIG off: every instance goes, leased or not (apply refuses a leased one)
+        destroy(every)
         if mode.current or mode.pending:
             steps.append(Step("disable-mig", gpu))
-        before = _drawn(gpu, state, current, "before") if mode.current else None
-        return GpuPlan(gpu, (), tuple(current), (), tuple(steps), before=before)
+        before = _drawn(gpu, state, every, "before") if mode.current else None
+        return GpuPlan(gpu, (), tuple(every), (), tuple(steps), before=before)
     if not mode.current and not mode.pending:
         steps.append(Step("enable-mig", gpu))
     table = state.tables.get(gpu)
@@ -434,7 +455,8 @@ def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: NodeState) ->
             (
                 gi
                 for gi in remaining
-                if gi.profile_id == info.profile.id
+                if not state.claimed(gi, state.orphaned)  # the next reclaim would take it from the layout
+                and gi.profile_id == info.profile.id
                 and (spec.placement is None or gi.placement.start == spec.placement)
                 and sorted(ci.short_name for ci in cis_of.get(gi.id, [])) == expected
             ),
@@ -445,10 +467,14 @@ def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: NodeState) ->
         else:
             remaining.remove(match)
             keep.append((match, info))
-    packing = _pack(table, keep, new)
+    around = [(gi, info) for gi in left for info in table if info.profile.id == gi.profile_id]
+    packing = _pack(table, [*keep, *around], new)
     if packing.starts is None and keep:  # what is kept may be in the way: start over on this GPU
         remaining, keep, new = list(current), [], list(resolved)
-        packing = _pack(table, keep, new)
+        packing = _pack(table, around, new)
+    if packing.starts is None and left:  # leased instances in the way: they go too (apply refuses, unless forced)
+        remaining, keep, new, left = list(every), [], list(resolved), []
+        packing = _pack(table, [], new)
     starts = packing.starts
     if starts is None:
         raise _impossible(f"GPU {gpu}: no arrangement fits: {packing.why}", gpu, table, infos, slices)
@@ -478,8 +504,9 @@ def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: NodeState) ->
         tuple(remaining),
         tuple(created),
         tuple(steps),
-        before=_drawn(gpu, state, current, "before") if mode.current else None,
-        after=_drawn(gpu, state, kept, "after", created),
+        left=tuple(left),
+        before=_drawn(gpu, state, every, "before") if mode.current else None,
+        after=_drawn(gpu, state, (*kept, *left), "after", created),
     )
 
 
@@ -500,18 +527,66 @@ def _plan(layout: Layout, state: NodeState) -> Plan:
     return Plan(layout, tuple(_plan_gpu(gpu, gis, state) for gpu, gis in layout.gpus.items()), state.reads)
 
 
-def plan(layout: Layout, *, smi: Smi | None = None) -> Plan:
+def plan(layout: Layout, *, smi: Smi | None = None, force: bool = False) -> Plan:
     """The steps that bring the node to ``layout``, checked against each GPU's profiles and placements.
+
+    A GPU instance a live lease holds is not the layout's: it is left alone (``GpuPlan.left``) while the layout
+    fits around it, and destroyed only when it is in the way (which apply refuses without ``force``) or when
+    ``force`` is given, as ``apply(force=True)`` plans. One an orphaned lease holds never counts as the
+    layout's either (the next reclaim would destroy it).
 
     Raises:
         LayoutError: the layout cannot be realised; it says why and suggests layouts that fit.
+        LedgerError: the lease ledger cannot be trusted.
     """
     smi = smi or default_client()
-    planned = _plan(layout, read_node(smi))
+    planned = _plan(layout, _with_claims(smi, read_node(smi), force=force))
     return attrs.evolve(planned, leased=tuple(_leased(smi, planned)))
 
 
+def _with_claims(smi: Smi, state: NodeState, *, force: bool) -> NodeState:
+    """``state`` with the GPU instances the lease ledger claims: live leases' (left alone, unless ``force``)
+    and orphans' (never the layout's). No GPU instance, or no ledger: ``state`` as it is."""
+    if not state.gis:
+        return state
+    from smimig.lock_paths import ledger_directory, lock_file_for  # noqa: PLC0415  # os.path alone
+
+    if not os.path.isdir(ledger_directory(lock_file_for(smi))):
+        return state
+    from smimig.ledger import Ledger  # noqa: PLC0415  # the ledger is read only when there is one
+
+    claims = [
+        ((record.gpu, record.gi, record.placement, record.profile), record.alive, record.settled)
+        for record in Ledger(lock_file_for(smi)).read().records
+        if record.gi is not None
+    ]
+    live = frozenset(key for key, alive, _ in claims if alive)
+    orphaned = frozenset(key for key, alive, settled in claims if not alive and not settled)
+    return attrs.evolve(state, leased=frozenset() if force else live, orphaned=orphaned)
+
+
 # -- applying ---------------------------------------------------------------------------------------
+
+
+def _reclaim_orphans(smi: Smi) -> None:
+    """Reclaim orphaned leases under the node lock apply holds (re-entrant), as a lease does before it
+    chooses; a reclaim that fails costs a warning, not the apply (doctor names what is left)."""
+    import warnings  # noqa: PLC0415
+
+    from smimig.lock_paths import ledger_directory, lock_file_for  # noqa: PLC0415  # os.path alone
+
+    if not os.path.isdir(ledger_directory(lock_file_for(smi))):
+        return
+    from smimig.leasing import LeaseWarning, reclaim  # noqa: PLC0415  # only where a ledger exists
+
+    try:
+        said = [f"reclaimed an orphaned lease: {outcome}" for outcome in reclaim(smi).destroyed]
+    except LedgerError:
+        raise  # a ledger that cannot be trusted: apply does not go on as if it were empty
+    except SmimigError as error:
+        said = [f"could not reclaim orphaned leases: {(str(error).splitlines() or [type(error).__name__])[0]}"]
+    for message in said:
+        warnings.warn(LeaseWarning(message), stacklevel=4)
 
 
 def _leased(smi: Smi, plan_: Plan) -> list[LeaseRecord]:
@@ -1025,7 +1100,10 @@ def apply(
     chained to the ApplyError.
 
     The whole apply, rollback included, holds the node lock (:mod:`smimig.locking`): leases and other applies
-    wait for it. An instance a live lease holds (:mod:`smimig.ledger`) is treated as a busy one.
+    wait for it. An instance a live lease holds (:mod:`smimig.ledger`) is not the layout's: it is left alone
+    while the layout fits around it, and treated as a busy one when it is in the way. Like a lease, apply
+    first reclaims orphaned leases (each said as a :class:`~smimig.leasing.LeaseWarning`), so that no
+    orphan's instance is taken for the layout's and then destroyed by a later reclaim.
 
     Raises:
         LayoutError: the layout cannot be realised (nothing is changed).
@@ -1040,7 +1118,9 @@ def apply(
 
     # The node lock for the whole apply, rollback included: leases and other applies wait, reads do not.
     with node_lock(smi=smi), interrupts.raising(signal.SIGTERM):
-        state = read_node(smi)
+        if not dry_run:
+            _reclaim_orphans(smi)
+        state = _with_claims(smi, read_node(smi), force=force)
         first = _plan(layout, state)
         if first.is_noop:
             return ApplyResult(first, (), (), layout, dry_run=dry_run)

@@ -1,4 +1,5 @@
-"""apply and leases on one node: the lock serialises them, and apply treats a leased instance as a busy one.
+"""apply and leases on one node: the lock serialises them; a leased instance is not the layout's (left alone,
+or a busy one when in the way), and apply reclaims orphans first.
 
 Interleavings are made deterministic with a runner that runs a callback right after a chosen call.
 """
@@ -109,3 +110,58 @@ def test_a_release_never_destroys_an_identical_replacement_another_lease_holds()
             assert [gi.id for gi in smi.list_gis(0)] == [second.gi]  # still there
         assert smi.list_gis(0) == []  # the second's own release took it
     assert any("claimed now by another lease" in str(warning.message) for warning in caught)
+
+
+def test_a_leased_instance_is_not_the_layouts_and_is_left_alone_when_not_in_the_way() -> None:
+    runner = SimulatedRunner("A100-40GB", gpus=1, mig=True)
+    smi = smimig.Smi(runner=runner)
+    with smi.lease("1g.5gb", 0) as held:
+        # The layout asks for a 1g.5gb too: the leased one is not it (it goes when the lease ends).
+        layout = Layout({0: ["1g.5gb", "3g.20gb"]})
+        planned = smi.plan(layout)
+        (gpu,) = planned.gpus
+        assert ([gi.id for gi in gpu.left], len(gpu.keep), len(gpu.create), gpu.destroy) == ([held.gi], 0, 2, ())
+        assert gpu.summary == "GPU 0: keep 0, destroy 0, create 2, leave 1 leased"
+        assert "left alone, held by leases (not the layout's): GPU 0 GI 1 (MIG 1g.5gb at " in str(planned)
+        assert planned.leased == ()  # nothing leased is destroyed: no refusal
+        smi.apply(layout)  # no force needed
+        assert held.gi in [gi.id for gi in smi.list_gis(0)]  # the lease's instance is still there
+        again = smi.plan(layout)
+        assert again.is_noop
+        assert str(again).startswith("nothing to do: the GPUs already match the layout\nleft alone, held by leases")
+    # The lease over, the node is the layout, exactly.
+    assert [name for _, name, _ in gis(runner)] == ["1g.5gb", "3g.20gb"]
+    assert smi.plan(layout).is_noop
+
+
+def test_forced_apply_plans_the_leased_instance_away_as_before() -> None:
+    runner = SimulatedRunner("A100-40GB", gpus=1, mig=True)
+    smi = smimig.Smi(runner=runner)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LeaseWarning)  # its release finds the instance gone
+        with smi.lease("1g.5gb", 0) as held:
+            layout = Layout({0: ["3g.20gb"]})
+            forced = smi.plan(layout, force=True)
+            assert [gi.id for gi in forced.gpus[0].destroy] == [held.gi]
+            assert [record.gi for record in forced.leased] == [held.gi]
+            smi.apply(layout, force=True)
+            assert [name for _, name, _ in gis(runner)] == ["3g.20gb"]
+
+
+def test_apply_reclaims_orphans_first_rather_than_counting_their_instances() -> None:
+    from tests.test_lease import abandoned  # noqa: PLC0415
+
+    runner = SimulatedRunner("A100-40GB", gpus=1, mig=True)
+    smi = smimig.Smi(runner=runner)
+    orphan = abandoned(smi, "1g.5gb")  # a lease whose holder was killed
+    layout = Layout({0: ["1g.5gb"]})
+    dry = smi.apply(layout, dry_run=True)  # a dry run reclaims nothing: the orphan's instance is not counted
+    assert not dry.plan.is_noop
+    assert orphan.exists()
+    with pytest.warns(LeaseWarning, match="reclaimed an orphaned lease: destroyed: GPU 0 GI 1"):
+        result = smi.apply(layout)
+    assert not orphan.exists()
+    assert [step.action for step in result.ran] == ["create-gi"]
+    assert smi.leases() == []
+    assert smi.plan(layout).is_noop
+    assert smi.reclaim().outcomes == ()  # nothing left to take the layout's instance away
