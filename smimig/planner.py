@@ -544,15 +544,25 @@ def plan(layout: Layout, *, smi: Smi | None = None, force: bool = False) -> Plan
     return attrs.evolve(planned, leased=tuple(_leased(smi, planned)))
 
 
+_Claims = frozenset[tuple[int, int, Placement, str]]
+
+
 def _with_claims(smi: Smi, state: NodeState, *, force: bool) -> NodeState:
     """``state`` with the GPU instances the lease ledger claims: live leases' (left alone, unless ``force``)
     and orphans' (never the layout's). No GPU instance, or no ledger: ``state`` as it is."""
     if not state.gis:
         return state
+    live, orphaned = _ledger_claims(smi)
+    return attrs.evolve(state, leased=frozenset() if force else live, orphaned=orphaned)
+
+
+def _ledger_claims(smi: Smi) -> tuple[_Claims, _Claims]:
+    """The GPU instances the lease ledger claims, as (gpu, gi, placement, profile name): live leases', and
+    orphans' (not settled). Both empty where there is no ledger."""
     from smimig.lock_paths import ledger_directory, lock_file_for  # noqa: PLC0415  # os.path alone
 
     if not os.path.isdir(ledger_directory(lock_file_for(smi))):
-        return state
+        return frozenset(), frozenset()
     from smimig.ledger import Ledger  # noqa: PLC0415  # the ledger is read only when there is one
 
     claims = [
@@ -562,7 +572,7 @@ def _with_claims(smi: Smi, state: NodeState, *, force: bool) -> NodeState:
     ]
     live = frozenset(key for key, alive, _ in claims if alive)
     orphaned = frozenset(key for key, alive, settled in claims if not alive and not settled)
-    return attrs.evolve(state, leased=frozenset() if force else live, orphaned=orphaned)
+    return live, orphaned
 
 
 # -- applying ---------------------------------------------------------------------------------------
@@ -1203,9 +1213,18 @@ def _apply(changes: _Changes, layout: Layout, first: Plan) -> ApplyResult:
 
 
 def export(*, smi: Smi | None = None) -> Layout:
-    """The node's MIG state as a Layout, with explicit placements: ``apply(export())`` changes nothing."""
+    """The node's MIG state as a Layout, with explicit placements: ``apply(export())`` changes nothing.
+
+    Instances leases hold (live or orphaned) are not part of it: they are not the node's layout, and go when
+    their leases end (apply leaves the live ones alone and reclaims the orphans).
+    """
     smi = smi or default_client()
-    modes, gis, cis = smi.gather(smi.mig_mode, smi.list_gis, smi.list_cis)
+    modes, listed, cis = smi.gather(smi.mig_mode, smi.list_gis, smi.list_cis)
+    gis: Sequence[GpuInstance] = listed
+    if gis:
+        live, orphaned = _ledger_claims(smi)
+        claimed = live | orphaned
+        gis = [gi for gi in gis if (gi.gpu, gi.id, gi.placement, gi.name) not in claimed]
     return Layout(
         {mode.gpu: (_gpu_specs(mode.gpu, gis, cis) if mode.current else None) for mode in modes if mode.supported}
     )

@@ -165,3 +165,16 @@ def test_apply_reclaims_orphans_first_rather_than_counting_their_instances() -> 
     assert smi.leases() == []
     assert smi.plan(layout).is_noop
     assert smi.reclaim().outcomes == ()  # nothing left to take the layout's instance away
+
+
+def test_export_leaves_leased_instances_out_and_applying_it_changes_nothing() -> None:
+    runner = SimulatedRunner("A30", gpus=1, mig=True)
+    smi = smimig.Smi(runner=runner)
+    smi.create_gi(0, ["2g.12gb:0"], ci=True)  # the node's own
+    with smi.lease("1g.6gb", 0) as held:
+        exported = smi.export()
+        assert [(spec.profile, spec.placement) for spec in exported.gpus[0] or ()] == [("2g.12gb", 0)]
+        result = smi.apply(exported)
+        assert result.ran == ()
+        assert held.gi in [gi.id for gi in smi.list_gis(0)]
+    assert smi.export() == exported  # the lease over: the same layout
