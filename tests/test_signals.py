@@ -30,8 +30,10 @@ from smimig.sim import SimulatedRunner, StateFileRunner
 from smimig.testing import Answer, FakeRunner
 from tests.test_rollback import MUTATING, TARGET, node
 
-SHELL_TRAP = 'trap "echo {name} > {mark}; exit 0" {name}; {then}; sleep 60 & wait'
-"""A job that writes ``name`` to ``mark`` when signal ``name`` reaches it, after doing ``then``."""
+SHELL_TRAP = 'trap "echo {name} > {mark}; exit 0" {name}; sleep 60 & {then}; wait'
+"""A job that writes ``name`` to ``mark`` when signal ``name`` reaches it, after doing ``then``. Its ``sleep``
+starts before ``then`` (which may mark it ready, or signal smimig): a signal sent after ``then`` finds it in
+the job's process group, rather than racing its start and leaving it to hold the job's output open."""
 
 
 @pytest.fixture(autouse=True)
