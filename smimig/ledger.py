@@ -426,7 +426,6 @@ class Ledger(AttrsRepr):
         """
         # Only a writer needs these; smimig status reads the ledger at every start (issue 17).
         import secrets  # noqa: PLC0415
-        import tempfile  # noqa: PLC0415
         from datetime import datetime, timezone  # noqa: PLC0415
 
         self._check_locked()
@@ -447,24 +446,7 @@ class Ledger(AttrsRepr):
         if problem is not None:
             raise ValueError(f"not a lease entry: {problem}")
         target = entry if entry is not None else directory / f"lease-{me.uid}-{me.pid}-{secrets.token_hex(6)}.json"
-        try:
-            handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-        except OSError as error:
-            raise LedgerError(str(directory), f"cannot be written: {error.strerror}") from None
-        try:
-            os.fchmod(handle, 0o644)  # everyone reads the ledger; only its writer changes an entry
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump(data, stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, target)
-        except OSError as error:
-            Path(temporary).unlink(missing_ok=True)
-            raise LedgerError(str(target), f"cannot be written: {error.strerror}") from None
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        _sync_directory(directory)
+        _replace_with_json(directory, target, data, "cannot be written")
         return target
 
     def remove(self, entry: str | os.PathLike[str]) -> None:
@@ -502,29 +484,18 @@ class Ledger(AttrsRepr):
             RuntimeError: the node lock is not held by this thread.
             LedgerError: the marker cannot be written.
         """
-        import tempfile  # noqa: PLC0415  # only a writer needs it
-
         self._check_locked()
         path = Path(entry)
         if path.parent != self.directory:
             raise ValueError(f"{path} is not an entry of the ledger {self.directory}")
         try:
             info = os.stat(path, follow_symlinks=False)
-            handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".settled", dir=self.directory)
         except OSError as error:
             raise LedgerError(str(path), f"cannot be marked settled: {error.strerror}") from None
-        try:
-            os.fchmod(handle, 0o644)
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump({"inode": info.st_ino, "mtime_ns": info.st_mtime_ns}, stream)
-            os.replace(temporary, self.directory / f"{path.name}{_SETTLED}{os.geteuid()}")
-        except OSError as error:
-            Path(temporary).unlink(missing_ok=True)
-            raise LedgerError(str(path), f"cannot be marked settled: {error.strerror}") from None
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        _sync_directory(self.directory)
+        marker = self.directory / f"{path.name}{_SETTLED}{os.geteuid()}"
+        _replace_with_json(
+            self.directory, marker, {"inode": info.st_ino, "mtime_ns": info.st_mtime_ns}, "cannot be written"
+        )
 
     def remove_marker(self, marker: str | os.PathLike[str]) -> bool:
         """Remove a settled marker if this process may (its own, or any as root); whether it went."""
@@ -539,6 +510,35 @@ class Ledger(AttrsRepr):
         except OSError:
             return False
         return True
+
+
+def _replace_with_json(directory: Path, target: Path, data: object, failure: str) -> None:
+    """Write ``data`` as JSON to a new file in ``directory`` (0644: everyone reads the ledger, only its writer
+    changes a file; fsynced), renamed over ``target``: a reader sees one whole version or the other.
+
+    Raises:
+        LedgerError: it cannot be written (``failure`` and the system's reason).
+    """
+    import tempfile  # noqa: PLC0415  # only a writer needs it; smimig status reads the ledger at every start
+
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    except OSError as error:
+        raise LedgerError(str(directory), f"{failure}: {error.strerror}") from None
+    try:
+        os.fchmod(handle, 0o644)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(data, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise LedgerError(str(target), f"{failure}: {error.strerror}") from None
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _sync_directory(directory)
 
 
 def _sync_directory(directory: Path) -> None:

@@ -456,13 +456,19 @@ def test_a_lease_stays_live_while_its_recorded_job_runs(lock: Path) -> None:
         leasing.__exit__(None, None, None)
 
 
-def test_killed_while_cgi_ran_is_found_by_reclaim(lock: Path) -> None:
-    smi, _ = node()
+def killed_while_cgi_ran(smi: smimig.Smi, lock: Path) -> Path:
+    """A lease's entry, written before -cgi ran, whose holder was killed as -cgi made its 2g.10gb at slice 2."""
     with smi.node_lock():
         fields = {"state": "creating", "gpu": 0, "gi": None, "ci": None, "profile": "MIG 2g.10gb", "uuid": None}
         entry = Ledger(lock).write({**fields, "placement": [2, 2]})
         smi.create_gi(0, ["2g.10gb:2"])  # -cgi finished; its holder never heard
     dead_holder(entry)
+    return entry
+
+
+def test_killed_while_cgi_ran_is_found_by_reclaim(lock: Path) -> None:
+    smi, _ = node()
+    killed_while_cgi_ran(smi, lock)
     (orphan,) = smi.leases()
     assert (orphan.alive, orphan.state, orphan.gi) == (False, "creating", None)
     report = smi.reclaim()
@@ -477,11 +483,7 @@ def test_an_entry_reclaim_could_not_remove_is_never_matched_again(lock: Path, mo
     # A non-root reclaim destroys another user's orphan but cannot remove its entry (the sticky bit). The entry
     # must not later match the next instance at that placement, made by someone else, and destroy it.
     smi, _ = node()
-    with smi.node_lock():
-        fields = {"state": "creating", "gpu": 0, "gi": None, "ci": None, "profile": "MIG 2g.10gb", "uuid": None}
-        entry = Ledger(lock).write({**fields, "placement": [2, 2]})
-        smi.create_gi(0, ["2g.10gb:2"])  # -cgi finished; its holder never heard
-    dead_holder(entry)
+    entry = killed_while_cgi_ran(smi, lock)
     removing = Ledger.remove
 
     def sticky(self: Ledger, path: str | os.PathLike[str]) -> None:
