@@ -22,6 +22,7 @@ from typing import IO, Protocol, runtime_checkable
 
 import attrs
 
+from smimig import interrupts
 from smimig._repr import AttrsRepr
 from smimig.errors import NvidiaSmiError, NvidiaSmiNotFound, NvidiaSmiTimeout, RemoteError
 
@@ -108,30 +109,55 @@ def _is_pipe(stream: IO[bytes] | None) -> bool:
 _Selector = getattr(selectors, "PollSelector", selectors.SelectSelector)
 
 
+_IDLE = 0.05
+"""Seconds of silence on the pipes after which the runner looks whether the process itself has ended: once
+it has, what it wrote is all in the pipes, and a child it left running (holding them open) is not waited for."""
+
+_REAP = 2.0
+"""Seconds a killed call's process is waited for; one smimig may not kill (``sudo``'s, run as root) is left to
+end on its own rather than holding the caller."""
+
+
+def _ended(process: subprocess.Popen[bytes]) -> bool:
+    """Whether the process has exited, without reaping it: its pid, and so its group's id, stay its own."""
+    if not hasattr(os, "waitid"):  # not on macOS: the pipes' end is then the only sign
+        return False
+    try:
+        return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True  # reaped already
+
+
 def _read_both(
     process: subprocess.Popen[bytes], argv: list[str], timeout: float, deadline: float
 ) -> tuple[bytes, bytes, bool]:
-    """Read the process's standard output and error to their ends in this thread, as subprocess.communicate
-    does on POSIX, but at most :data:`MAX_OUTPUT` bytes of each: past that the whole process group is killed
-    and reading stops (the third value is then True). One selector rather than a reader thread a stream: two
-    threads a call were a tenth of ``smimig status``'s start-up.
+    """Read the process's standard output and error in this thread, as subprocess.communicate does on POSIX,
+    until both end, or the process has ended and the pipes stay silent (:data:`_IDLE`: a child it left running
+    holds them; it is killed with the group), or a stream passes :data:`MAX_OUTPUT` bytes (the third value is
+    then True: the whole process group is killed and reading stops). One selector rather than a reader thread
+    a stream: two threads a call were a tenth of ``smimig status``'s start-up.
 
     Raises:
-        subprocess.TimeoutExpired: the streams did not end by ``deadline`` (``time.monotonic()``).
+        subprocess.TimeoutExpired: not done by ``deadline`` (``time.monotonic()``).
     """
     out, err = process.stdout, process.stderr
     if out is None or err is None:
         raise ValueError("both streams must be pipes")
     chunks: dict[int, list[bytes]] = {out.fileno(): [], err.fileno(): []}
     sizes = dict.fromkeys(chunks, 0)
+    too_long = False
     with _Selector() as selector:
         for descriptor in chunks:
             selector.register(descriptor, selectors.EVENT_READ)
-        while selector.get_map():
+        while selector.get_map() and not too_long:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise subprocess.TimeoutExpired(argv, timeout)
-            for key, _ in selector.select(remaining):
+            ready = selector.select(min(remaining, _IDLE))  # in steps: no timeout too large for poll()
+            if not ready and _ended(process):  # all it wrote is in; what holds the pipes is a child it left
+                _kill_group(process)  # not reaped yet: its pid is still its group's id
+                break
+            for key, _ in ready:
                 data = os.read(key.fd, 65536)
                 if not data:
                     selector.unregister(key.fd)
@@ -139,40 +165,60 @@ def _read_both(
                 sizes[key.fd] += len(data)
                 if sizes[key.fd] > MAX_OUTPUT:
                     _kill_group(process)
-                    return b"".join(chunks[out.fileno()]), b"".join(chunks[err.fileno()]), True
+                    too_long = True
+                    break
                 chunks[key.fd].append(data)
-    return b"".join(chunks[out.fileno()]), b"".join(chunks[err.fileno()]), False
+    return b"".join(chunks[out.fileno()]), b"".join(chunks[err.fileno()]), too_long
+
+
+def _close_pipes(process: subprocess.Popen[bytes]) -> None:
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def _run_captured(argv: list[str], timeout: float) -> _Captured:
     """Run ``argv`` with no shell and no input, in the C locale, in its own session; capture at most
-    :data:`MAX_OUTPUT` bytes of each stream. On timeout or too much output the whole process group is
-    killed, so no child of it is left behind (a wrapper script's children included)."""
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_c_locale_env(os.environ),
-        start_new_session=True,
-    )
-    if not _is_pipe(process.stdout) or not _is_pipe(process.stderr):  # a test double's Popen: nothing to bound
-        stdout, stderr = process.communicate(timeout=timeout)
-        return _Captured(process.returncode, stdout or b"", stderr or b"")
-    deadline = time.monotonic() + timeout
+    :data:`MAX_OUTPUT` bytes of each stream. On timeout, too much output or any exception (Ctrl-C) the whole
+    process group is killed, so no child of it is left behind (a wrapper script's children included); one
+    smimig may not kill (root's, under ``sudo``) finds its pipes closed and is waited for no longer than
+    :data:`_REAP` seconds."""
+    # A signal while Popen starts the child would leave it running unknown to us: held back until it is known.
+    with interrupts.deferring(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as held:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_c_locale_env(os.environ),
+            start_new_session=True,
+        )
     try:
-        stdout, stderr, too_long = _read_both(process, argv, timeout, deadline)
+        if held.received is not None:
+            signal.raise_signal(held.received)  # to the handler it had: now the child is known, and killed
+        if not _is_pipe(process.stdout) or not _is_pipe(process.stderr):  # a test double's Popen: nothing to bound
+            stdout, stderr = process.communicate(timeout=timeout)
+            return _Captured(process.returncode, stdout or b"", stderr or b"")
+        deadline = time.monotonic() + timeout
+        try:
+            stdout, stderr, too_long = _read_both(process, argv, timeout, deadline)
+        finally:
+            _close_pipes(process)  # all that will be read: a writer still at it gets EPIPE, not a full pipe
+        if too_long:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(_REAP)
+            return _Captured(
+                -signal.SIGKILL if process.returncode is None else process.returncode, stdout, stderr, True
+            )
         returncode = process.wait(max(deadline - time.monotonic(), 0.0))
     except BaseException:  # a timeout, Ctrl-C, anything: leave no process of this call behind
-        if process.poll() is None:
+        if process.returncode is None:  # not reaped: its pid is still its group's id, even if it has ended
             _kill_group(process)
-        process.wait()
+        _close_pipes(process)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(_REAP)
         raise
-    finally:
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
-    return _Captured(returncode, stdout, stderr, too_long)
+    return _Captured(returncode, stdout, stderr)
 
 
 def _decoded(argv: list[str], captured: _Captured) -> RunResult:
@@ -232,6 +278,12 @@ def _c_locale_env(base: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    """A timeout is a positive number of seconds (``math.inf``: none); not a bool, not NaN."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{attribute.name} must be a positive number of seconds; got {value!r}")
+
+
 @attrs.define(repr=False)
 class SubprocessRunner(AttrsRepr):
     """Runs the real ``nvidia-smi`` as a local process.
@@ -247,7 +299,7 @@ class SubprocessRunner(AttrsRepr):
     """
 
     executable: str | None = None
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=_positive_seconds)
     sudo: bool = False
 
     def resolve(self) -> str:
@@ -327,7 +379,7 @@ class SshRunner(AttrsRepr):
     port: int | None = None
     options: Sequence[str] = ()
     executable: str = "nvidia-smi"
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=_positive_seconds)
     sudo: bool = False
 
     def __attrs_post_init__(self) -> None:

@@ -3,15 +3,20 @@ that are not text."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from smimig import NvidiaSmiError, NvidiaSmiTimeout
-from smimig.runner import MAX_OUTPUT, SubprocessRunner
+from smimig import runner as runner_module
+from smimig.runner import MAX_OUTPUT, SshRunner, SubprocessRunner
 
 
 def stand_in(tmp_path: Path, body: str) -> str:
@@ -152,3 +157,78 @@ def test_no_path_at_all_is_the_system_default_as_shutil_reads_it(monkeypatch: py
     monkeypatch.delenv("PATH", raising=False)
     assert _which("sh") == shutil.which("sh")
     assert _which("sh") is not None
+
+
+# -- found by review: children left holding the pipes, processes smimig may not kill, signals at the start ----
+
+
+def wait_until_dead(pid: int, what: str) -> None:
+    for _ in range(100):
+        if not alive(pid):
+            return
+        time.sleep(0.02)
+    pytest.fail(f"{what} {pid} is still running")
+
+
+def test_a_child_left_holding_the_pipes_does_not_hold_a_finished_call(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = stand_in(tmp_path, f"echo 'GPU 0: NVIDIA A30 (UUID: GPU-0)'\nsleep 30 &\necho $! > {pid_file}\nexit 0")
+    started = time.monotonic()
+    result = SubprocessRunner(script, timeout=20).run(["-L"])
+    assert (result.returncode, result.stdout) == (0, "GPU 0: NVIDIA A30 (UUID: GPU-0)\n")
+    assert time.monotonic() - started < 5  # not the 20 s timeout, nor the child's 30 s
+    wait_until_dead(int(pid_file.read_text()), "the child left holding the pipes")
+
+
+def test_a_process_smimig_may_not_kill_cannot_hold_the_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As root's nvidia-smi under 'sudo -n' is to a user: the kill fails (here: does nothing).
+    monkeypatch.setattr(runner_module, "_kill_group", lambda process: None)
+    monkeypatch.setattr(runner_module, "_REAP", 0.5)
+    flood = SubprocessRunner(stand_in(tmp_path, "exec yes 'GPU 0: NVIDIA A30 (UUID: GPU-0)'"), timeout=30)
+    started = time.monotonic()
+    with pytest.raises(NvidiaSmiError, match=f"more than {MAX_OUTPUT} bytes"):
+        flood.run(["-L"])  # its pipe closed, it gets EPIPE rather than blocking on a full pipe
+    assert time.monotonic() - started < 15
+    pid_file = tmp_path / "hang.pid"
+    hang = stand_in(tmp_path, f"echo $$ > {pid_file}\necho 'GPU 0: NVIDIA A30 (UUID: GPU-0)'\nexec sleep 100")
+    started = time.monotonic()
+    try:
+        with pytest.raises(NvidiaSmiTimeout):
+            SubprocessRunner(hang, timeout=1).run(["-L"])
+        assert time.monotonic() - started < 1 + runner_module._REAP + 2
+    finally:
+        with contextlib.suppress(ValueError, ProcessLookupError, FileNotFoundError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_a_signal_while_the_process_starts_kills_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pid_file = tmp_path / "started.pid"
+    script = stand_in(tmp_path, f"echo $$ > {pid_file}\nexec sleep 60")
+    real = subprocess.Popen
+
+    def interrupted_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        process = real(*args, **kwargs)
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C before Popen has returned the process
+        time.sleep(0.01)  # where Python would run the handler, inside Popen's own code
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", interrupted_popen)
+    with pytest.raises(KeyboardInterrupt):
+        SubprocessRunner(script, timeout=30).run(["-L"])
+    wait_until_dead(int(pid_file.read_text()), "the process started as the signal came")
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), True, "60", None])
+def test_a_timeout_is_a_positive_number_of_seconds(timeout: object) -> None:
+    with pytest.raises(ValueError, match="timeout must be a positive number of seconds"):
+        SubprocessRunner("nvidia-smi", timeout=timeout)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout must be a positive number of seconds"):
+        SshRunner("node1", timeout=timeout)  # type: ignore[arg-type]
+
+
+def test_a_timeout_of_a_month_is_no_overflow(tmp_path: Path) -> None:
+    script = stand_in(tmp_path, "echo 'GPU 0: NVIDIA A30 (UUID: GPU-0)'")
+    for timeout in (30 * 86400, 1e12, float("inf")):
+        assert SubprocessRunner(script, timeout=timeout).run(["-L"]).returncode == 0
