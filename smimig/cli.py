@@ -689,6 +689,9 @@ def _received(number: int) -> str:
 
 def main_exit() -> None:
     """The console script's entry point."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:  # closed by the caller (smimig gis >&-): written nowhere, as to a reader gone
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115  # for the process's life
     try:
         code = main()
         sys.stdout.flush()

@@ -187,6 +187,21 @@ def test_help_is_as_wide_as_argparse_would_make_it(monkeypatch: pytest.MonkeyPat
     assert ours.format_help() == expected
 
 
+@pytest.mark.parametrize("closed", ["1", "2"])
+def test_a_closed_output_is_no_crash(tmp_path: Path, closed: str) -> None:
+    # 'smimig gis >&-' (a cron line, say): the output goes nowhere, as to a reader that left; no crash report.
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "TMPDIR": str(tmp_path)}
+    result = subprocess.run(
+        ["sh", "-c", f'exec "$0" -m smimig --simulate A30x4 gis {closed}>&-', sys.executable],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not list(tmp_path.glob("smimig-crash-*"))
+
+
 def test_python_dash_m(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     result = subprocess.run(
