@@ -6,6 +6,9 @@ declared ``@attrs.frozen(repr=False)`` (or ``define``) and inherit :class:`Attrs
 what attrs' own would: ``Gpu(index=0, name='NVIDIA A30', …)``, fields with ``repr=False`` left out, a field's
 own ``repr=`` callable used, ``...`` for an object already being printed further up (a cycle).
 ``tests/test_repr.py`` checks it against attrs' for every class.
+
+One difference, for a user's subclass declared ``repr=False`` itself: attrs would have it inherit the parent's
+compiled repr, which prints the parent's fields only; this one prints the fields of the object's own class.
 """
 
 from __future__ import annotations
