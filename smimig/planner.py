@@ -275,11 +275,11 @@ class NodeState(AttrsRepr):
     cis: tuple[ComputeInstance, ...]
     tables: Mapping[int, tuple[OfferedProfile, ...]]
     reads: int  # nvidia-smi calls made
-    # From the lease ledger (empty unless read): GPU instances live leases hold, which a plan leaves alone
-    # unless the layout cannot fit around them, and those of orphaned leases, which never count as the
-    # layout's (the next reclaim destroys them). Each as (gpu, gi, placement, profile name).
+    # From the lease ledger (empty unless read), each as (gpu, gi, placement, profile name): the GPU instances
+    # leases hold (live or orphaned: not the layout's either way), either left alone unless the layout cannot
+    # fit around them (``leased``), or, for a forced apply, never taken for the layout's (``unmatched``).
     leased: frozenset[tuple[int, int, Placement, str]] = frozenset()
-    orphaned: frozenset[tuple[int, int, Placement, str]] = frozenset()
+    unmatched: frozenset[tuple[int, int, Placement, str]] = frozenset()
 
     def claimed(self, gi: GpuInstance, claims: frozenset[tuple[int, int, Placement, str]]) -> bool:
         """Whether ``gi`` is the very instance one of ``claims`` names: same id, placement and profile (an
@@ -455,7 +455,7 @@ def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: NodeState) ->
             (
                 gi
                 for gi in remaining
-                if not state.claimed(gi, state.orphaned)  # the next reclaim would take it from the layout
+                if not state.claimed(gi, state.unmatched)  # a lease's, planned away by a forced apply
                 and gi.profile_id == info.profile.id
                 and (spec.placement is None or gi.placement.start == spec.placement)
                 and sorted(ci.short_name for ci in cis_of.get(gi.id, [])) == expected
@@ -530,10 +530,10 @@ def _plan(layout: Layout, state: NodeState) -> Plan:
 def plan(layout: Layout, *, smi: Smi | None = None, force: bool = False) -> Plan:
     """The steps that bring the node to ``layout``, checked against each GPU's profiles and placements.
 
-    A GPU instance a live lease holds is not the layout's: it is left alone (``GpuPlan.left``) while the layout
-    fits around it, and destroyed only when it is in the way (which apply refuses without ``force``) or when
-    ``force`` is given, as ``apply(force=True)`` plans. One an orphaned lease holds never counts as the
-    layout's either (the next reclaim would destroy it).
+    A GPU instance a lease holds (live, or orphaned and not yet reclaimed) is not the layout's: it is left
+    alone (``GpuPlan.left``) while the layout fits around it, and destroyed only when it is in the way (which
+    apply refuses for a live lease's without ``force``). With ``force``, as ``apply(force=True)`` plans, every
+    leased instance is planned away: never taken for the layout's, even of the profile it asks for.
 
     Raises:
         LayoutError: the layout cannot be realised; it says why and suggests layouts that fit.
@@ -547,32 +547,33 @@ def plan(layout: Layout, *, smi: Smi | None = None, force: bool = False) -> Plan
 _Claims = frozenset[tuple[int, int, Placement, str]]
 
 
-def _with_claims(smi: Smi, state: NodeState, *, force: bool) -> NodeState:
-    """``state`` with the GPU instances the lease ledger claims: live leases' (left alone, unless ``force``)
-    and orphans' (never the layout's). No GPU instance, or no ledger: ``state`` as it is."""
+def _with_claims(
+    smi: Smi, state: NodeState, *, force: bool, made: frozenset[tuple[int, int]] = frozenset()
+) -> NodeState:
+    """``state`` with the GPU instances leases hold (live or orphaned), as the ledger says: left alone, or,
+    with ``force``, never taken for the layout's. A claim on an instance in ``made`` (``(gpu, gi)`` an apply
+    created) is stale: its lease's instance went, and this one took its id. No GPU instance, or no ledger:
+    ``state`` as it is."""
     if not state.gis:
         return state
-    live, orphaned = _ledger_claims(smi)
-    return attrs.evolve(state, leased=frozenset() if force else live, orphaned=orphaned)
+    claims = frozenset(claim for claim in _claimed_instances(smi) if claim[:2] not in made)
+    return attrs.evolve(state, unmatched=claims) if force else attrs.evolve(state, leased=claims)
 
 
-def _ledger_claims(smi: Smi) -> tuple[_Claims, _Claims]:
-    """The GPU instances the lease ledger claims, as (gpu, gi, placement, profile name): live leases', and
-    orphans' (not settled). Both empty where there is no ledger."""
+def _claimed_instances(smi: Smi) -> _Claims:
+    """The GPU instances the lease ledger's entries hold, live or orphaned (not settled), as (gpu, gi,
+    placement, profile name). Empty where there is no ledger."""
     from smimig.lock_paths import ledger_directory, lock_file_for  # noqa: PLC0415  # os.path alone
 
     if not os.path.isdir(ledger_directory(lock_file_for(smi))):
-        return frozenset(), frozenset()
+        return frozenset()
     from smimig.ledger import Ledger  # noqa: PLC0415  # the ledger is read only when there is one
 
-    claims = [
-        ((record.gpu, record.gi, record.placement, record.profile), record.alive, record.settled)
+    return frozenset(
+        (record.gpu, record.gi, record.placement, record.profile)
         for record in Ledger(lock_file_for(smi)).read().records
-        if record.gi is not None
-    ]
-    live = frozenset(key for key, alive, _ in claims if alive)
-    orphaned = frozenset(key for key, alive, settled in claims if not alive and not settled)
-    return live, orphaned
+        if record.gi is not None and not record.settled
+    )
 
 
 # -- applying ---------------------------------------------------------------------------------------
@@ -1110,10 +1111,10 @@ def apply(
     chained to the ApplyError.
 
     The whole apply, rollback included, holds the node lock (:mod:`smimig.locking`): leases and other applies
-    wait for it. An instance a live lease holds (:mod:`smimig.ledger`) is not the layout's: it is left alone
-    while the layout fits around it, and treated as a busy one when it is in the way. Like a lease, apply
-    first reclaims orphaned leases (each said as a :class:`~smimig.leasing.LeaseWarning`), so that no
-    orphan's instance is taken for the layout's and then destroyed by a later reclaim.
+    wait for it. Like a lease, apply first reclaims orphaned leases (each said as a
+    :class:`~smimig.leasing.LeaseWarning`). An instance a lease still holds (:mod:`smimig.ledger`) is not the
+    layout's: it is left alone while the layout fits around it, and a live lease's is treated as a busy one
+    when it is in the way; with ``force`` every leased instance is planned away (see :func:`plan`).
 
     Raises:
         LayoutError: the layout cannot be realised (nothing is changed).
@@ -1206,7 +1207,10 @@ def _apply(changes: _Changes, layout: Layout, first: Plan) -> ApplyResult:
         changes.run(rest_plan.steps)
         waiting = {change.gpu for change in changes.pending}
     settled = Layout({gpu: gis for gpu, gis in layout.gpus.items() if gpu not in waiting})
-    check = plan(settled, smi=smi)
+    # The layout holds if its own instances are all there: leases' instances left alone (a forced apply's are
+    # gone; a lease orphaned meanwhile is still a lease's), claims on instances this apply made set aside.
+    made = frozenset((gi.gpu, gi.id) for undo in changes.log for gi in undo.created)
+    check = _plan(settled, _with_claims(smi, read_node(smi), force=False, made=made))
     if not check.is_noop:
         raise LayoutError(f"after applying, the GPUs still differ from the layout:\n{check}")
     return ApplyResult(first, tuple(changes.ran), tuple(changes.pending), export(smi=smi))
@@ -1222,8 +1226,7 @@ def export(*, smi: Smi | None = None) -> Layout:
     modes, listed, cis = smi.gather(smi.mig_mode, smi.list_gis, smi.list_cis)
     gis: Sequence[GpuInstance] = listed
     if gis:
-        live, orphaned = _ledger_claims(smi)
-        claimed = live | orphaned
+        claimed = _claimed_instances(smi)
         gis = [gi for gi in gis if (gi.gpu, gi.id, gi.placement, gi.name) not in claimed]
     return Layout(
         {mode.gpu: (_gpu_specs(mode.gpu, gis, cis) if mode.current else None) for mode in modes if mode.supported}

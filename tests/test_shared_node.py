@@ -178,3 +178,57 @@ def test_export_leaves_leased_instances_out_and_applying_it_changes_nothing() ->
         assert result.ran == ()
         assert held.gi in [gi.id for gi in smi.list_gis(0)]
     assert smi.export() == exported  # the lease over: the same layout
+
+
+def test_a_forced_apply_plans_away_a_leased_instance_of_a_profile_the_layout_uses() -> None:
+    # Found by review: the forced plan took the lease's GI for the layout's, and the check after it did not.
+    runner = SimulatedRunner("A100-40GB", gpus=1, mig=True)
+    smi = smimig.Smi(runner=runner)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LeaseWarning)  # its release finds the instance gone
+        with smi.lease("1g.5gb", 0) as held:
+            layout = Layout({0: ["1g.5gb", "3g.20gb"]})
+            forced = smi.plan(layout, force=True)
+            assert [gi.id for gi in forced.gpus[0].destroy] == [held.gi]
+            assert not forced.gpus[0].keep
+            result = smi.apply(layout, force=True)
+            assert result.changed
+            assert [name for _, name, _ in gis(runner)] == ["1g.5gb", "3g.20gb"]
+    assert smi.plan(layout).is_noop  # the lease's release did not take the layout's 1g.5gb
+
+
+def test_a_lease_orphaned_while_apply_runs_is_still_a_leases_instance() -> None:
+    # Found by review: the lease's holder dies during the apply; the check after the steps took its instance
+    # for one the layout would destroy, and rolled the whole apply back.
+    from tests.test_lease import dead_holder  # noqa: PLC0415
+
+    runner = SimulatedRunner("A100-40GB", gpus=1, mig=True)
+    smi = smimig.Smi(runner=runner)
+    leasing = smi.lease("1g.5gb", 0)
+    held = leasing.__enter__()  # never left: its holder is killed below, during the apply
+    assert held.entry is not None
+    entry = held.entry
+    apply_smi = smimig.Smi(runner=After(runner, "-cgi", lambda: dead_holder(entry)))
+    result = apply_smi.apply(Layout({0: ["3g.20gb"]}))
+    assert [step.action for step in result.ran] == ["create-gi"]
+    assert held.gi in [gi.id for gi in smi.list_gis(0)]  # left alone; the next reclaim takes it
+    assert [outcome.action for outcome in smi.reclaim().outcomes] == ["destroyed"]
+    assert smi.plan(Layout({0: ["3g.20gb"]})).is_noop
+    with pytest.warns(LeaseWarning, match="gone already"):
+        leasing.__exit__(None, None, None)
+
+
+def test_apply_of_an_export_is_a_no_op_with_an_orphan_reclaim_must_keep() -> None:
+    # Found by review: an orphan a process still runs on (reclaim keeps it) made apply(export()) refuse.
+    from tests.test_lease import abandoned  # noqa: PLC0415
+
+    runner = SimulatedRunner("A100-40GB", gpus=1, mig=True)
+    smi = smimig.Smi(runner=runner)
+    smi.create_gi(0, ["3g.20gb"], ci=True)
+    abandoned(smi, "1g.5gb")
+    orphan_gi = next(gi.id for gi in smi.list_gis(0) if gi.short_name == "1g.5gb")
+    runner.add_process(0, orphan_gi, 0)
+    exported = smi.export()
+    assert [spec.profile for spec in exported.gpus[0] or ()] == ["3g.20gb"]
+    result = smi.apply(exported)  # reclaim keeps the busy orphan; apply leaves it alone
+    assert result.ran == ()
