@@ -342,6 +342,7 @@ class ReclaimReport(AttrsRepr):
 
 
 def _reclaim_locked(smi: Smi, ledger: Ledger) -> ReclaimReport:
+    ledger.adopt()  # as root: a directory a user made first is root's from now on, not a reason to stop
     view = ledger.read()
     for marker in view.stale_markers:  # their entries are gone: clutter (another user's stays)
         ledger.remove_marker(marker)

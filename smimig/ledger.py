@@ -315,6 +315,8 @@ class Ledger(AttrsRepr):
                 os.fchown(fd, 0, -1)  # root adopts a ledger a user made first (its entries stay theirs)
                 if info.st_mode & 0o022:
                     os.fchmod(fd, stat.S_IMODE(info.st_mode) | stat.S_ISVTX)
+                else:  # one only its maker could write (mkdir -m 700): everyone's again, as smimig makes it
+                    os.fchmod(fd, 0o1777)  # world-writable on purpose, with the sticky bit
             finally:
                 os.close(fd)
             return None
@@ -324,6 +326,21 @@ class Ledger(AttrsRepr):
                 "lease entries; it must be root's (any change smimig makes as root adopts it; README: Shared nodes)"
             )
         return "can be written by others and has no sticky bit, so they could remove anyone's lease entries"
+
+    def adopt(self) -> None:
+        """As root, under the node lock: take over a ledger directory a user made first (root's, sticky), so
+        that what follows can read it; what changes the node calls this before it reads. Nothing for anyone
+        else, or with no directory.
+
+        Raises:
+            RuntimeError: the node lock is not held by this thread.
+            LedgerError: the directory cannot be trusted even so (a symbolic link, an untrusted parent).
+        """
+        self._check_locked()
+        if os.geteuid() == 0 and os.path.lexists(self.directory):
+            problem = self._directory_problem(adopt=True)
+            if problem is not None:
+                raise LedgerError(str(self.directory), problem)
 
     def read(self) -> LedgerView:
         """Every entry, judged (see the module docstring); lock-free. No directory yet: an empty view.
@@ -343,12 +360,15 @@ class Ledger(AttrsRepr):
             raise LedgerError(str(directory), f"cannot be read: {error.strerror}") from None
         records, problems, claims = [], [], []
         markers: dict[str, list[str]] = {}  # entry name -> its settled markers
+        marker_names: set[str] = set()
         for name in names:
             entry_name, settled_mark, _ = name.partition(_SETTLED)
             if settled_mark and entry_name.endswith(".json") and not name.startswith("."):
                 markers.setdefault(entry_name, []).append(name)
+                marker_names.add(name)
+        listed = set(names)
         for name in names:
-            if name.startswith(".") or any(name in found for found in markers.values()):
+            if name.startswith(".") or name in marker_names:
                 continue  # a write in progress (or left by one that was killed), or a marker: never an entry
             path = directory / name
             if not name.endswith(".json"):
@@ -390,7 +410,7 @@ class Ledger(AttrsRepr):
         stale = tuple(
             str(directory / marker)
             for entry_name, found in markers.items()
-            if entry_name not in names
+            if entry_name not in listed
             for marker in found
         )
         return LedgerView(str(directory), tuple(records), tuple(problems), tuple(claims), stale)

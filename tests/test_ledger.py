@@ -8,7 +8,7 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -245,6 +245,34 @@ def test_root_adopts_a_directory_a_user_made_first(ledger: Ledger) -> None:
     info = ledger.directory.stat()
     assert (info.st_uid, stat.S_IMODE(info.st_mode) & stat.S_ISVTX) == (0, stat.S_ISVTX)
     assert len(ledger.read().records) == 1
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root: it gives a directory away")
+@pytest.mark.parametrize("mode", [0o1777, 0o700])
+def test_roots_reclaim_lease_and_apply_adopt_a_directory_a_user_made_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int
+) -> None:
+    # Found by review: each of them read the ledger before anything wrote it, and reading refuses a directory
+    # root does not own: root could never adopt one, and a user's 'mkdir -m 700' stopped everyone.
+    import smimig  # noqa: PLC0415
+    from smimig.sim import SimulatedRunner  # noqa: PLC0415
+
+    lock = tmp_path / "smimig.lock"
+    monkeypatch.setenv("SMIMIG_LOCK_FILE", str(lock))
+    directory = ledger_dir(lock)
+    runs: list[Callable[[smimig.Smi], object]] = [
+        lambda smi: smi.reclaim(),
+        lambda smi: smi.lease("1g.5gb").__enter__(),
+        lambda smi: smi.apply(smimig.Layout({0: ["1g.5gb"]})),
+    ]
+    for run in runs:
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir()
+        directory.chmod(mode)
+        os.chown(directory, 65534, 65534)
+        run(smimig.Smi(runner=SimulatedRunner("A100-40GB", mig=True)))
+        info = directory.stat()
+        assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (0, 0o1777)
 
 
 # -- review findings --------------------------------------------------------------------------------
