@@ -184,8 +184,8 @@ def _lease_findings(smi: Smi) -> list[Finding]:
         if not record.settled
         else Finding(
             "attention",
-            f"settled lease entry: {record}; its instance is no longer on the node, its entry is another user's:"
-            " root's smimig reclaim removes it",
+            f"settled lease entry: {record}; its instance is no longer on the node: "
+            + ("smimig reclaim removes it" if record.uid == os.geteuid() else "root's smimig reclaim removes it"),
         )
         for record in view.records
         if not record.alive

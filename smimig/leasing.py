@@ -608,15 +608,24 @@ def _release(smi: Smi, ledger: Ledger, held: Lease, timeout: float | None) -> No
                     if record.alive and (record.gpu, record.gi) == (gpu, gi) and record.entry != held.entry
                 )
 
-            action, reason = _settle(smi, ledger, _Target.of(held), node, claimed=others, on_destroying=releasing)
+            # Destroyed with signals held back: a Ctrl-C between -dci and -dgi would leave a GPU instance whose
+            # entry this process (a notebook's kernel, say) still holds, so that no reclaim takes it.
+            with interrupts.deferring(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as deferred:
+                action, reason = _settle(smi, ledger, _Target.of(held), node, claimed=others, on_destroying=releasing)
     except (NodeLockTimeout, SmimigError) as error:
         raise LeaseError(
             f"could not release {where}; still there: {error}", profile=held.profile_name, free=[], left=held
         ) from error
-    if action == "kept":
-        raise LeaseError(
-            f"could not release {where}; still there: {reason}", profile=held.profile_name, free=[], left=held
-        )
+    failed = (
+        LeaseError(f"could not release {where}; still there: {reason}", profile=held.profile_name, free=[], left=held)
+        if action == "kept"
+        else None
+    )
+    held_back = deferred.exception()
+    if held_back is not None:  # the release is done (or failed): what arrived meanwhile now
+        raise held_back from failed
+    if failed is not None:
+        raise failed
     if action != "destroyed":
         warnings.warn(LeaseWarning(f"released {where}: {reason}"), stacklevel=4)
 

@@ -389,6 +389,24 @@ def test_a_second_ctrl_c_cannot_cut_the_undoing_of_a_half_made_lease_short(lock:
     assert ledger_files(lock) == []
 
 
+def test_ctrl_c_between_a_releases_dci_and_dgi_waits_for_the_release(lock: Path) -> None:
+    # Found by review: in a notebook the kernel lives on after a Ctrl-C, so a release cut short between -dci
+    # and -dgi left a GPU instance whose entry a live process holds: no reclaim would take it.
+    runner = SimulatedRunner("A100-40GB", mig=True)
+
+    def ctrl_c_after_dci(args: tuple[str, ...]) -> Answer:
+        result = runner.run(args)
+        if "-dci" in args:
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    smi = smimig.Smi(runner=FakeRunner(handler=ctrl_c_after_dci))
+    with pytest.raises(KeyboardInterrupt), smi.lease("1g.5gb"):
+        pass
+    assert smimig.Smi(runner=runner).list_gis() == []  # released all the same, then interrupted
+    assert ledger_files(lock) == []
+
+
 def test_sigterm_while_a_failed_lease_is_undone_is_raised_after_it(lock: Path) -> None:
     runner = SimulatedRunner("A100-40GB", mig=True)
     failed = RunResult(("nvidia-smi",), 2, "", "Failed to create compute instances: Unknown Error\n")
