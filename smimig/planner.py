@@ -1145,7 +1145,7 @@ def apply(
             raise refused
         changes = _Changes(smi, state)
         try:
-            return _apply(changes, layout, first)
+            return _apply(changes, layout, first, force=force)
         except (SmimigError, KeyboardInterrupt, Terminated) as failure:
             if not changes.started:
                 raise  # stopped before any step: nothing to undo, and the caller can tell
@@ -1187,14 +1187,21 @@ def _roll_back(changes: _Changes, failure: BaseException, rollback: bool) -> Bas
     return report
 
 
-def _apply(changes: _Changes, layout: Layout, first: Plan) -> ApplyResult:
+def _made(changes: _Changes) -> frozenset[tuple[int, int]]:
+    """The GPU instances (gpu, gi) this apply has created so far: a lease's claim on one is stale."""
+    return frozenset((gi.gpu, gi.id) for undo in changes.log for gi in undo.created)
+
+
+def _apply(changes: _Changes, layout: Layout, first: Plan, *, force: bool) -> ApplyResult:
     smi = changes.smi
     changes.run(first.steps)
     waiting = {change.gpu for change in changes.pending}
-    if any(gpu.deferred for gpu in first.gpus if gpu.gpu not in waiting):
-        # MIG just came on: the profiles can be read now, so check and plan the rest of those GPUs.
-        rest = Layout({gpu: gis for gpu, gis in layout.gpus.items() if gpu not in waiting})
-        state = read_node(smi)
+    deferred = {gpu.gpu for gpu in first.gpus if gpu.deferred and gpu.gpu not in waiting}
+    if deferred:
+        # MIG just came on: the profiles can be read now, so check and plan those GPUs (only those: the others
+        # are done), with the leases and processes seen and refused as the first plan's were.
+        rest = Layout({gpu: gis for gpu, gis in layout.gpus.items() if gpu in deferred})
+        state = _with_claims(smi, read_node(smi), force=force, made=_made(changes))
         changes.reread(state)
         try:
             rest_plan = _plan(rest, state)
@@ -1204,13 +1211,15 @@ def _apply(changes: _Changes, layout: Layout, first: Plan) -> ApplyResult:
                 error.suggestions,
                 maps=error.suggestion_maps,
             ) from error
+        leased, busy = _leased(smi, rest_plan), _busy(smi, rest_plan)
+        if (busy or leased) and not force:
+            raise InstanceBusy(busy, leased)
         changes.run(rest_plan.steps)
         waiting = {change.gpu for change in changes.pending}
     settled = Layout({gpu: gis for gpu, gis in layout.gpus.items() if gpu not in waiting})
     # The layout holds if its own instances are all there: leases' instances left alone (a forced apply's are
     # gone; a lease orphaned meanwhile is still a lease's), claims on instances this apply made set aside.
-    made = frozenset((gi.gpu, gi.id) for undo in changes.log for gi in undo.created)
-    check = _plan(settled, _with_claims(smi, read_node(smi), force=False, made=made))
+    check = _plan(settled, _with_claims(smi, read_node(smi), force=False, made=_made(changes)))
     if not check.is_noop:
         raise LayoutError(f"after applying, the GPUs still differ from the layout:\n{check}")
     return ApplyResult(first, tuple(changes.ran), tuple(changes.pending), export(smi=smi))

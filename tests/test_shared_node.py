@@ -232,3 +232,18 @@ def test_apply_of_an_export_is_a_no_op_with_an_orphan_reclaim_must_keep() -> Non
     assert [spec.profile for spec in exported.gpus[0] or ()] == ["3g.20gb"]
     result = smi.apply(exported)  # reclaim keeps the busy orphan; apply leaves it alone
     assert result.ran == ()
+
+
+def test_a_gpu_planned_once_mig_is_on_leaves_a_lease_on_another_gpu_alone() -> None:
+    # Found by review: once MIG came on for GPU 0 (whose driver lists no profiles with MIG off), apply planned
+    # every GPU again without the ledger, and destroyed the lease on GPU 1 that the plan had left alone.
+    runner = SimulatedRunner("A30", gpus=2, mig=True)
+    smi = smimig.Smi(runner=runner)
+    smi.disable_mig(0)
+    with smi.lease("1g.6gb", 1) as held:
+        layout = Layout({0: ["2g.12gb"], 1: ["2g.12gb"]})
+        assert smi.plan(layout).gpus[0].deferred
+        result = smi.apply(layout)
+        assert ("destroy-gi", 1) not in [(step.action, step.gpu) for step in result.ran]
+        assert held.gi in [gi.id for gi in smi.list_gis(1)]
+        assert smi.plan(layout).is_noop
