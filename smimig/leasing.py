@@ -342,6 +342,17 @@ class ReclaimReport(AttrsRepr):
 
 
 def _reclaim_locked(smi: Smi, ledger: Ledger) -> ReclaimReport:
+    # Signals held back while it destroys: a Ctrl-C between an orphan's -dci and -dgi would leave a GPU
+    # instance whose entry names a compute instance that is gone, which no later reclaim may take.
+    with interrupts.deferring(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as deferred:
+        report = _reclaim_each(smi, ledger)
+    held_back = deferred.exception()
+    if held_back is not None:
+        raise held_back  # the reclaim is done: what arrived meanwhile now
+    return report
+
+
+def _reclaim_each(smi: Smi, ledger: Ledger) -> ReclaimReport:
     ledger.adopt()  # as root: a directory a user made first is root's from now on, not a reason to stop
     view = ledger.read()
     for marker in view.stale_markers:  # their entries are gone: clutter (another user's stays)
@@ -594,8 +605,13 @@ def _release(smi: Smi, ledger: Ledger, held: Lease, timeout: float | None) -> No
             with contextlib.suppress(LedgerError):
                 ledger.write(fields, Path(held.entry))
 
+    # Once the lock is held, signals are held back until the release is done (not while it waits for the lock):
+    # a Ctrl-C during its reads or between -dci and -dgi would leave an instance whose entry this process (a
+    # notebook's kernel, say) still holds, so that no reclaim would ever take it.
+    deferred = interrupts.Deferred()
     try:
-        with node_lock(timeout, path=ledger.lock_file):
+        holding_signals = interrupts.deferring(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        with node_lock(timeout, path=ledger.lock_file), holding_signals as deferred:
             node = _Snapshot.read(smi, held.gpu)
             view = ledger.read()
 
@@ -608,14 +624,16 @@ def _release(smi: Smi, ledger: Ledger, held: Lease, timeout: float | None) -> No
                     if record.alive and (record.gpu, record.gi) == (gpu, gi) and record.entry != held.entry
                 )
 
-            # Destroyed with signals held back: a Ctrl-C between -dci and -dgi would leave a GPU instance whose
-            # entry this process (a notebook's kernel, say) still holds, so that no reclaim takes it.
-            with interrupts.deferring(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as deferred:
-                action, reason = _settle(smi, ledger, _Target.of(held), node, claimed=others, on_destroying=releasing)
+            action, reason = _settle(smi, ledger, _Target.of(held), node, claimed=others, on_destroying=releasing)
     except (NodeLockTimeout, SmimigError) as error:
-        raise LeaseError(
+        failure = LeaseError(
             f"could not release {where}; still there: {error}", profile=held.profile_name, free=[], left=held
-        ) from error
+        )
+        failure.__cause__ = error
+        held_back = deferred.exception()
+        if held_back is not None:
+            raise held_back from failure
+        raise failure from error
     failed = (
         LeaseError(f"could not release {where}; still there: {reason}", profile=held.profile_name, free=[], left=held)
         if action == "kept"

@@ -470,7 +470,7 @@ class Ledger(AttrsRepr):
         return target
 
     def remove(self, entry: str | os.PathLike[str]) -> None:
-        """Remove an entry (already gone: fine), and the settled markers of it that this process may remove.
+        """Remove an entry (already gone: fine), and this user's settled marker of it.
 
         Raises:
             RuntimeError: the node lock is not held by this thread.
@@ -488,10 +488,8 @@ class Ledger(AttrsRepr):
             raise LedgerError(
                 str(path), f"cannot be removed ({error.strerror}): another user's entry; root's reclaim removes it"
             ) from None
-        with contextlib.suppress(OSError):
-            for name in os.listdir(self.directory):
-                if name.startswith(path.name + _SETTLED):
-                    self.remove_marker(self.directory / name)
+        # Its marker of this user's (another's is left: reclaim removes it with the stale ones, in one listing).
+        self.remove_marker(self.directory / f"{path.name}{_SETTLED}{os.geteuid()}")
         _sync_directory(self.directory)
 
     def mark_settled(self, entry: str | os.PathLike[str]) -> None:

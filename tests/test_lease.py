@@ -408,6 +408,44 @@ def test_ctrl_c_between_a_releases_dci_and_dgi_waits_for_the_release(lock: Path)
     assert ledger_files(lock) == []
 
 
+def test_ctrl_c_during_a_releases_reads_waits_for_the_release(lock: Path) -> None:
+    # Found by review: a Ctrl-C while the release read the node (under the lock) left the lease's instances and
+    # its entry, held by a process that lives on (a notebook's kernel), for no reclaim to take.
+    runner = SimulatedRunner("A100-40GB", mig=True)
+    releasing = False
+
+    def ctrl_c_at_the_first_read(args: tuple[str, ...]) -> Answer:
+        nonlocal releasing
+        if releasing:
+            releasing = False
+            os.kill(os.getpid(), signal.SIGINT)
+        return runner.run(args)
+
+    smi = smimig.Smi(runner=FakeRunner(handler=ctrl_c_at_the_first_read))
+    with pytest.raises(KeyboardInterrupt), smi.lease("1g.5gb"):
+        releasing = True
+    assert smimig.Smi(runner=runner).list_gis() == []
+    assert ledger_files(lock) == []
+
+
+def test_ctrl_c_between_a_reclaims_dci_and_dgi_waits_for_the_reclaim(lock: Path) -> None:
+    # Found by review: the orphan's GI was left with no CI and an entry naming the CI, which the next reclaim
+    # must leave alone (it cannot be told from a replacement): an instance no entry accounts for.
+    runner = SimulatedRunner("A100-40GB", mig=True)
+    abandoned(smimig.Smi(runner=runner), "1g.5gb")
+
+    def ctrl_c_after_dci(args: tuple[str, ...]) -> Answer:
+        result = runner.run(args)
+        if "-dci" in args:
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    with pytest.raises(KeyboardInterrupt):
+        smimig.Smi(runner=FakeRunner(handler=ctrl_c_after_dci)).reclaim()
+    assert smimig.Smi(runner=runner).list_gis() == []
+    assert ledger_files(lock) == []
+
+
 def test_sigterm_while_a_failed_lease_is_undone_is_raised_after_it(lock: Path) -> None:
     runner = SimulatedRunner("A100-40GB", mig=True)
     failed = RunResult(("nvidia-smi",), 2, "", "Failed to create compute instances: Unknown Error\n")
