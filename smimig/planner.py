@@ -468,13 +468,18 @@ def _plan_gpu(gpu: int, desired: tuple[GiSpec, ...] | None, state: NodeState) ->
             remaining.remove(match)
             keep.append((match, info))
     around = [(gi, info) for gi in left for info in table if info.profile.id == gi.profile_id]
+    matched = (list(remaining), list(keep), list(new))
     packing = _pack(table, [*keep, *around], new)
     if packing.starts is None and keep:  # what is kept may be in the way: start over on this GPU
         remaining, keep, new = list(current), [], list(resolved)
         packing = _pack(table, around, new)
-    if packing.starts is None and left:  # leased instances in the way: they go too (apply refuses, unless forced)
-        remaining, keep, new, left = list(every), [], list(resolved), []
-        packing = _pack(table, [], new)
+    if packing.starts is None and left:  # leased instances in the way: they go (apply refuses, unless forced),
+        remaining, keep, new = matched  # and what matches the layout stays if it can
+        remaining, left = [*remaining, *left], []
+        packing = _pack(table, keep, new)
+        if packing.starts is None and keep:
+            remaining, keep, new = list(every), [], list(resolved)
+            packing = _pack(table, [], new)
     starts = packing.starts
     if starts is None:
         raise _impossible(f"GPU {gpu}: no arrangement fits: {packing.why}", gpu, table, infos, slices)

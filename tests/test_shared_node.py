@@ -247,3 +247,25 @@ def test_a_gpu_planned_once_mig_is_on_leaves_a_lease_on_another_gpu_alone() -> N
         assert ("destroy-gi", 1) not in [(step.action, step.gpu) for step in result.ran]
         assert held.gi in [gi.id for gi in smi.list_gis(1)]
         assert smi.plan(layout).is_noop
+
+
+def test_a_leased_instance_in_the_way_does_not_take_the_layouts_own_with_it() -> None:
+    # Found by review: when a lease's instance was in the way, the plan started over from nothing, destroying
+    # the node's 3g.20gb that the layout keeps (refused outright when a process ran on it).
+    from tests.test_lease import abandoned  # noqa: PLC0415
+
+    runner = SimulatedRunner("A100-40GB", gpus=1, mig=True)
+    smi = smimig.Smi(runner=runner)
+    (own,) = smi.create_gi(0, ["3g.20gb:4"], ci=True)
+    entry = abandoned(smi, "1g.5gb", 0)  # an orphan reclaim must keep: two dead entries claim it
+    entry.with_name("lease-copy.json").write_bytes(entry.read_bytes())
+    runner.add_process(0, own.id, 0)  # the kept instance is busy: destroying it would be refused
+    layout = Layout({0: ["3g.20gb:4", "4g.20gb"]})
+    planned = smi.plan(layout)
+    assert [gi.id for gi in planned.gpus[0].keep] == [own.id]
+    assert [gi.short_name for gi in planned.gpus[0].destroy] == ["1g.5gb"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LeaseWarning)
+        result = smi.apply(layout)
+    assert [step.action for step in result.ran] == ["destroy-ci", "destroy-gi", "create-gi"]
+    assert gis(runner) == [(0, "3g.20gb", 4), (0, "4g.20gb", 0)]
