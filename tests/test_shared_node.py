@@ -134,20 +134,6 @@ def test_a_leased_instance_is_not_the_layouts_and_is_left_alone_when_not_in_the_
     assert smi.plan(layout).is_noop
 
 
-def test_forced_apply_plans_the_leased_instance_away_as_before() -> None:
-    runner = SimulatedRunner("A100-40GB", gpus=1, mig=True)
-    smi = smimig.Smi(runner=runner)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LeaseWarning)  # its release finds the instance gone
-        with smi.lease("1g.5gb", 0) as held:
-            layout = Layout({0: ["3g.20gb"]})
-            forced = smi.plan(layout, force=True)
-            assert [gi.id for gi in forced.gpus[0].destroy] == [held.gi]
-            assert [record.gi for record in forced.leased] == [held.gi]
-            smi.apply(layout, force=True)
-            assert [name for _, name, _ in gis(runner)] == ["3g.20gb"]
-
-
 def test_apply_reclaims_orphans_first_rather_than_counting_their_instances() -> None:
     from tests.test_lease import abandoned  # noqa: PLC0415
 
@@ -180,21 +166,27 @@ def test_export_leaves_leased_instances_out_and_applying_it_changes_nothing() ->
     assert smi.export() == exported  # the lease over: the same layout
 
 
-def test_a_forced_apply_plans_away_a_leased_instance_of_a_profile_the_layout_uses() -> None:
-    # Found by review: the forced plan took the lease's GI for the layout's, and the check after it did not.
+@pytest.mark.parametrize(
+    "wanted",
+    [
+        ["3g.20gb"],  # the leased instance not of the layout's profiles
+        ["1g.5gb", "3g.20gb"],  # of one: found by review, the forced plan kept it, the check after did not
+    ],
+)
+def test_a_forced_apply_plans_the_leased_instance_away(wanted: list[str]) -> None:
     runner = SimulatedRunner("A100-40GB", gpus=1, mig=True)
     smi = smimig.Smi(runner=runner)
+    layout = Layout({0: wanted})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LeaseWarning)  # its release finds the instance gone
         with smi.lease("1g.5gb", 0) as held:
-            layout = Layout({0: ["1g.5gb", "3g.20gb"]})
             forced = smi.plan(layout, force=True)
             assert [gi.id for gi in forced.gpus[0].destroy] == [held.gi]
+            assert [record.gi for record in forced.leased] == [held.gi]
             assert not forced.gpus[0].keep
-            result = smi.apply(layout, force=True)
-            assert result.changed
-            assert [name for _, name, _ in gis(runner)] == ["1g.5gb", "3g.20gb"]
-    assert smi.plan(layout).is_noop  # the lease's release did not take the layout's 1g.5gb
+            assert smi.apply(layout, force=True).changed
+            assert [name for _, name, _ in gis(runner)] == wanted
+    assert smi.plan(layout).is_noop  # the lease's release did not take the layout's own instance
 
 
 def test_a_lease_orphaned_while_apply_runs_is_still_a_leases_instance() -> None:
