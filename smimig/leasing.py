@@ -31,7 +31,6 @@ Safe on a shared node:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import warnings
@@ -73,6 +72,7 @@ __all__ = [
     "lease",
     "leases",
     "reclaim",
+    "reclaim_first",
     "record_job",
 ]
 
@@ -386,6 +386,22 @@ def _reclaim_each(smi: Smi, ledger: Ledger) -> ReclaimReport:
     return ReclaimReport(tuple(outcomes), view.problems)
 
 
+def reclaim_first(smi: Smi, ledger: Ledger) -> list[str]:
+    """What a change (a lease, apply) does first, under the node lock it holds: reclaim orphaned leases. Returns
+    what to say: each orphan destroyed, or why the reclaim failed, which must not cost the change (doctor
+    names what is left).
+
+    Raises:
+        LedgerError: the ledger cannot be trusted: nothing is written to it, nor changed on its word.
+    """
+    try:
+        return [f"reclaimed an orphaned lease: {outcome}" for outcome in _reclaim_locked(smi, ledger).destroyed]
+    except LedgerError:
+        raise
+    except SmimigError as error:
+        return [f"could not reclaim orphaned leases: {_first_line(error)}"]
+
+
 def reclaim(
     smi: Smi | None = None, *, lock_path: str | os.PathLike[str] | None = None, timeout: float | None = None
 ) -> ReclaimReport:
@@ -676,14 +692,7 @@ def record_job(
     ledger = Ledger(Path(lock_path) if lock_path is not None else lock_path_for(smi))
     entry = Path(held.entry)
     with node_lock(timeout, path=ledger.lock_file):
-        try:
-            fields = json.loads(entry.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise LedgerError(str(entry), f"cannot be read: {error}") from None
-        if not isinstance(fields, dict):
-            raise LedgerError(str(entry), "is not a lease entry")
-        fields.update(job_pid=pid, job_start_time=holders.start_time(pid))
-        ledger.write(fields, entry)
+        ledger.update(entry, job_pid=pid, job_start_time=holders.start_time(pid))
 
 
 @contextlib.contextmanager
@@ -717,12 +726,7 @@ def lease(
         raise ValueError(f"gpu must be a non-negative int or None; got {gpu!r}")
     ledger = Ledger(Path(lock_path) if lock_path is not None else lock_path_for(smi))
     with node_lock(timeout, path=ledger.lock_file):
-        try:
-            said = [f"reclaimed an orphaned lease: {outcome}" for outcome in _reclaim_locked(smi, ledger).destroyed]
-        except LedgerError:
-            raise  # a ledger that cannot be trusted is not written to either
-        except SmimigError as error:  # someone else's orphan must not cost this lease: doctor names it
-            said = [f"could not reclaim orphaned leases: {_first_line(error)}"]
+        said = reclaim_first(smi, ledger)
         held = _acquire(smi, ledger, profile, gpu=gpu, ci_profile=ci_profile, attempts=attempts)
     for message in said:
         warnings.warn(LeaseWarning(message), stacklevel=3)

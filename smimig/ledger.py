@@ -492,6 +492,21 @@ class Ledger(AttrsRepr):
         self.remove_marker(self.directory / f"{path.name}{_SETTLED}{os.geteuid()}")
         _sync_directory(self.directory)
 
+    def update(self, entry: str | os.PathLike[str], **changes: object) -> None:
+        """Rewrite this process's entry with ``changes`` (the lease's job, say), the rest as it stands.
+
+        Raises:
+            RuntimeError: the node lock is not held by this thread.
+            LedgerError: the entry cannot be read as one, or written.
+        """
+        path = Path(entry)
+        if path.parent != self.directory:
+            raise ValueError(f"{path} is not an entry of the ledger {self.directory}")
+        data, _, problem, _ = _load(path)
+        if data is None:
+            raise LedgerError(str(path), f"cannot be updated: {problem}")
+        self.write({**data, **changes}, path)
+
     def mark_settled(self, entry: str | os.PathLike[str]) -> None:
         """Mark an orphan's entry settled when it cannot be removed (another user's): its instance was destroyed,
         or found gone or replaced, so no later reclaim may match it against whatever instance takes that id

@@ -24,7 +24,6 @@ from smimig.errors import (
     ApplyError,
     InstanceBusy,
     LayoutError,
-    LedgerError,
     MigOperationError,
     ParseError,
     SmimigError,
@@ -593,15 +592,10 @@ def _reclaim_orphans(smi: Smi) -> None:
 
     if not os.path.isdir(ledger_directory(lock_file_for(smi))):
         return
-    from smimig.leasing import LeaseWarning, reclaim  # noqa: PLC0415  # only where a ledger exists
+    from smimig.leasing import LeaseWarning, reclaim_first  # noqa: PLC0415  # only where a ledger exists
+    from smimig.ledger import Ledger  # noqa: PLC0415
 
-    try:
-        said = [f"reclaimed an orphaned lease: {outcome}" for outcome in reclaim(smi).destroyed]
-    except LedgerError:
-        raise  # a ledger that cannot be trusted: apply does not go on as if it were empty
-    except SmimigError as error:
-        said = [f"could not reclaim orphaned leases: {(str(error).splitlines() or [type(error).__name__])[0]}"]
-    for message in said:
+    for message in reclaim_first(smi, Ledger(lock_file_for(smi))):
         warnings.warn(LeaseWarning(message), stacklevel=4)
 
 
